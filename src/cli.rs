@@ -1,0 +1,150 @@
+//! The command line: compileall's flags with compileall's spellings, plus
+//! precompyle's own options under their own heading. Nothing here is
+//! validated beyond what clap does; `settings.rs` turns this into checked
+//! settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Environment variables precompyle reads, in one place so `--help` and the
+/// README can name them.
+pub mod env {
+    pub const PYTHON: &str = "PRECOMPYLE_PYTHON";
+    pub const PYCACHE_PREFIX: &str = "PYTHONPYCACHEPREFIX";
+    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+    pub const TIMEOUT: &str = "PRECOMPYLE_TIMEOUT";
+    pub const NO_COLOR: &str = "NO_COLOR";
+}
+
+const OWN: &str = "precompyle options";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "precompyle",
+    version,
+    about = "Precompile Python source trees into .pyc files, byte-for-byte as CPython would.",
+    long_about = "Precompile Python source trees into .pyc files, byte-for-byte as CPython would.\n\n\
+        Accepts python -m compileall's flags with the same meaning. With no FILE|DIR, compiles \
+        the target interpreter's sys.path (like compileall: -l, only -f, -q, -b and \
+        --invalidation-mode apply).",
+    disable_help_flag = true
+)]
+pub struct Cli {
+    /// Files and directories to compile; with none, the target's sys.path.
+    #[arg(value_name = "FILE|DIR")]
+    pub paths: Vec<OsString>,
+
+    /// Don't recurse into subdirectories.
+    #[arg(short = 'l')]
+    pub no_recurse: bool,
+
+    /// Maximum recursion level (overrides -l).
+    #[arg(short = 'r', value_name = "N", allow_hyphen_values = true)]
+    pub recursion: Option<i64>,
+
+    /// Force rebuild even if the pyc is up to date.
+    #[arg(short = 'f')]
+    pub force: bool,
+
+    /// Output only error messages; -qq suppresses the error messages as well.
+    #[arg(short = 'q', action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Use legacy (pre-PEP 3147) pyc locations: FILE.pyc next to FILE.py.
+    #[arg(short = 'b')]
+    pub legacy: bool,
+
+    /// Directory to prepend to file paths in co_filename (for tracebacks).
+    #[arg(short = 'd', value_name = "DESTDIR")]
+    pub ddir: Option<OsString>,
+
+    /// Part of the source path to left-strip for co_filename.
+    #[arg(short = 's', value_name = "STRIPDIR")]
+    pub stripdir: Option<OsString>,
+
+    /// Path to prepend to the source path for co_filename (after -s).
+    #[arg(short = 'p', value_name = "PREPENDDIR")]
+    pub prependdir: Option<OsString>,
+
+    /// Skip files whose full path matches this (Python re) regular expression.
+    #[arg(short = 'x', value_name = "REGEXP")]
+    pub rx: Option<String>,
+
+    /// Add the files and directories listed in FILE ("-" for stdin).
+    #[arg(short = 'i', value_name = "FILE")]
+    pub flist: Option<OsString>,
+
+    /// Compile with N parallel workers (0 = all cores, the default).
+    #[arg(short = 'j', long = "workers", value_name = "N", allow_hyphen_values = true)]
+    pub workers: Option<i64>,
+
+    /// Optimization level (repeatable; -1 = the interpreter's own).
+    #[arg(short = 'o', value_name = "LEVEL", action = ArgAction::Append, allow_hyphen_values = true)]
+    pub opt_levels: Vec<i64>,
+
+    /// Ignore symlinks pointing outside of DIR.
+    #[arg(short = 'e', value_name = "DIR")]
+    pub limit_sl_dest: Option<OsString>,
+
+    /// Hardlink duplicated pyc files across optimization levels.
+    #[arg(long = "hardlink-dupes")]
+    pub hardlink_dupes: bool,
+
+    /// How the pyc is invalidated; default checked-hash if SOURCE_DATE_EPOCH is set, else timestamp.
+    #[arg(long = "invalidation-mode", value_enum)]
+    pub invalidation_mode: Option<InvalidationModeArg>,
+
+    /// Print help.
+    #[arg(short = 'h', long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Target interpreter: asked once for version, magic number and cache tag.
+    #[arg(long, value_name = "PATH", env = env::PYTHON, help_heading = OWN, default_value = "python3")]
+    pub python: PathBuf,
+
+    /// Mirror pycs under DIR as sys.pycache_prefix would [default: $PYTHONPYCACHEPREFIX].
+    #[arg(long, value_name = "DIR", help_heading = OWN, conflicts_with = "no_prefix")]
+    pub prefix: Option<OsString>,
+
+    /// Ignore PYTHONPYCACHEPREFIX.
+    #[arg(long, help_heading = OWN)]
+    pub no_prefix: bool,
+
+    /// Staged install: sources under DESTDIR will live at the same path without it at run time.
+    #[arg(long, value_name = "DESTDIR", help_heading = OWN)]
+    pub root: Option<OsString>,
+
+    /// Write nothing; list every missing or stale pyc with its reason and exit 1 if any.
+    #[arg(long, help_heading = OWN)]
+    pub check: bool,
+
+    /// Seconds one file may take to compile before its worker is replaced (0 = no limit).
+    #[arg(long, value_name = "SECS", env = env::TIMEOUT, default_value_t = 60, help_heading = OWN)]
+    pub timeout: u64,
+
+    /// Summary format on stderr (json prints a machine-readable summary on stdout's behalf to stderr).
+    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = OWN)]
+    pub format: Format,
+
+    /// Never draw a progress bar.
+    #[arg(long, help_heading = OWN)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvalidationModeArg {
+    #[value(name = "checked-hash")]
+    CheckedHash,
+    #[value(name = "timestamp")]
+    Timestamp,
+    #[value(name = "unchecked-hash")]
+    UncheckedHash,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

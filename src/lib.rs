@@ -1,0 +1,28 @@
+//! precompyle: precompile Python source trees into `.pyc` files whose bytes and
+//! paths are exactly what the target CPython would write.
+//!
+//! Code map (dependencies point down):
+//!
+//! - [`cli`]: the clap struct, compileall's flags plus our own.
+//! - [`settings`]: validated settings from cli + environment; nothing below reads either.
+//! - [`target`]: the target interpreter, asked once for version, magic and cache tag.
+//! - [`discover`]: compileall's walk (`Listing`, sort order, depth, symlink rules).
+//! - [`dfile`]: the `co_filename` compileall would pass (`-d`, `-s`, `-p`, per version).
+//! - [`layout`]: source path -> pyc path, as the target's `cache_from_source`.
+//! - [`pyc`]: header, source hash, freshness, atomic writes.
+//! - [`backend`]: source bytes -> marshalled code; never touches paths or files.
+//! - [`run`]: the pipeline tying the above together, in parallel.
+//! - [`report`]: the only place that prints.
+//! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
+
+pub mod backend;
+pub mod cli;
+pub mod dfile;
+pub mod discover;
+pub mod layout;
+pub mod pyc;
+pub mod pyrepr;
+pub mod report;
+pub mod run;
+pub mod settings;
+pub mod target;

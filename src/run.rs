@@ -1,0 +1,4 @@
+//! The pipeline.
+pub fn main() -> std::process::ExitCode {
+    todo!()
+}
