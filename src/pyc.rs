@@ -83,7 +83,11 @@ pub enum WriteError {
     /// An OS error on `path` (creating a directory, the temp file, renaming…);
     /// the text is Python's: `PermissionError: [Errno 13] Permission denied: '…'`.
     #[error("{}", crate::pyrepr::os_error_text(.source, Some(.path.as_os_str().as_encoded_bytes()), None))]
-    Io { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// py_compile's checks before compiling: `cfile` must not be a symlink nor an
@@ -102,6 +106,11 @@ pub fn create_dirs(dir: &Path) -> Result<(), WriteError> {
 /// directory created with O_EXCL and mode `(source_mode | 0o200) & 0o666`
 /// (0o666 if unknown; the kernel applies the umask), then `rename`. On any
 /// error the temp file is removed. Parent directories must exist.
-pub fn write_atomic(cfile: &Path, header: &[u8; 16], body: &[u8], source_mode: Option<u32>) -> Result<(), WriteError> {
+pub fn write_atomic(
+    cfile: &Path,
+    header: &[u8; 16],
+    body: &[u8],
+    source_mode: Option<u32>,
+) -> Result<(), WriteError> {
     todo!("{cfile:?} {header:?} {} {source_mode:?}", body.len())
 }

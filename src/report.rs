@@ -1,1 +1,321 @@
-//! The printer.
+//! The printer: the only code that writes to stdout or stderr.
+//!
+//! stdout carries compileall's lines (`Listing`, `Compiling`, `***`) in the
+//! order a sequential compileall prints them, so scripts that read them keep
+//! working; `--check` lines go there too. stderr gets the progress bar and a
+//! one-line summary. `--format json` replaces everything on stdout with one
+//! JSON document at the end.
+
+use std::io::{self, BufWriter, Stdout, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::Format;
+use crate::pyc::Staleness;
+use crate::pyrepr::repr_path;
+use crate::target::Target;
+
+/// What went wrong with one file, for the JSON report and the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// compile() raised: SyntaxError, IndentationError, MemoryError…
+    Compile,
+    /// marshal.dumps raised (object too deeply nested).
+    Marshal,
+    WorkerCrashed,
+    Timeout,
+    /// The source could not be read, or changed while being read.
+    ReadSource,
+    /// The pyc's path is a symlink or a non-regular file.
+    Destination,
+    /// Creating the directory or writing the pyc failed.
+    Write,
+    /// The pyc path would leave its destination root, or the target's
+    /// `cache_from_source` would crash on it.
+    Layout,
+    /// compileall's `-s`/`-d` handling crashes on this path (TypeError).
+    Dfile,
+}
+
+/// The end state of one candidate file.
+#[derive(Debug)]
+pub enum FileResult {
+    /// Not compiled and not reported: not `.py`, excluded by `-x`/`-e`, not a regular file.
+    Skipped,
+    /// Every pyc already matches.
+    Fresh,
+    Compiled,
+    /// `--check`: these pycs are missing or stale.
+    Stale(Vec<(PathBuf, Staleness)>),
+    Failed {
+        kind: ErrorKind,
+        message: String,
+        compiling_printed: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct FileReport {
+    /// The path as compileall builds it (shown with `repr`).
+    pub path: Vec<u8>,
+    /// A line compileall prints before handling the file (3.13+ stripdir warning).
+    pub warning: Option<String>,
+    pub result: FileResult,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Counts {
+    compiled: u64,
+    fresh: u64,
+    failed: u64,
+    stale: u64,
+    skipped: u64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonError {
+    path: String,
+    kind: ErrorKind,
+    message: String,
+}
+
+#[derive(serde::Serialize)]
+struct JsonStale {
+    source: String,
+    pyc: String,
+    reason: Staleness,
+}
+
+pub struct Printer {
+    quiet: u8,
+    format: Format,
+    check: bool,
+    out: BufWriter<Stdout>,
+    bar: Option<ProgressBar>,
+    counts: Counts,
+    errors: Vec<JsonError>,
+    stale: Vec<JsonStale>,
+    file_list_error: bool,
+}
+
+impl Printer {
+    pub fn new(quiet: u8, format: Format, check: bool, progress: bool, color: bool) -> Printer {
+        let bar = progress.then(|| {
+            let template = if color {
+                "{spinner:.green} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} {wide_msg}"
+            } else {
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {wide_msg}"
+            };
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+            bar
+        });
+        Printer {
+            quiet,
+            format,
+            check,
+            out: BufWriter::new(io::stdout()),
+            bar,
+            counts: Counts::default(),
+            errors: Vec::new(),
+            stale: Vec::new(),
+            file_list_error: false,
+        }
+    }
+
+    fn text(&self) -> bool {
+        self.format == Format::Text
+    }
+
+    /// A line on stdout. A closed stdout (`| head`) is not an error worth
+    /// dying for; the exit code still tells the truth.
+    fn line(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// How many files the progress bar counts towards.
+    pub fn add_to_total(&mut self, files: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(files);
+        }
+    }
+
+    pub fn listing(&mut self, dir: &[u8]) {
+        if self.quiet == 0 && self.text() {
+            let line = format!("Listing {}...", repr_path(dir));
+            self.line(&line);
+        }
+    }
+
+    pub fn cant_list(&mut self, dir: &[u8]) {
+        if self.quiet < 2 && self.text() {
+            let line = format!("Can't list {}", repr_path(dir));
+            self.line(&line);
+        }
+    }
+
+    pub fn skipping_current_directory(&mut self) {
+        if self.quiet < 2 && self.text() {
+            self.line("Skipping current directory");
+        }
+    }
+
+    pub fn file_list_error(&mut self, list: &std::ffi::OsStr) {
+        self.file_list_error = true;
+        if self.quiet < 2 && self.text() {
+            // compileall formats it with str(), not repr().
+            let line = format!("Error reading file list {}", list.to_string_lossy());
+            self.line(&line);
+        }
+    }
+
+    pub fn file(&mut self, report: FileReport) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        if let Some(warning) = &report.warning {
+            if self.quiet < 2 && self.text() {
+                self.line(warning);
+            }
+        }
+        let shown = repr_path(&report.path);
+        match report.result {
+            FileResult::Skipped => self.counts.skipped += 1,
+            FileResult::Fresh => self.counts.fresh += 1,
+            FileResult::Compiled => {
+                self.counts.compiled += 1;
+                if self.quiet == 0 && self.text() {
+                    self.line(&format!("Compiling {shown}..."));
+                }
+            }
+            FileResult::Stale(pycs) => self.stale_pycs(&report.path, pycs),
+            FileResult::Failed {
+                kind,
+                message,
+                compiling_printed,
+            } => {
+                self.counts.failed += 1;
+                if self.text() {
+                    self.failure(&shown, &message, compiling_printed);
+                }
+                self.errors.push(JsonError {
+                    path: lossy(&report.path),
+                    kind,
+                    message,
+                });
+            }
+        }
+    }
+
+    /// compileall's three quiet levels for a failed file.
+    fn failure(&mut self, shown: &str, message: &str, compiling_printed: bool) {
+        match self.quiet {
+            0 => {
+                if compiling_printed {
+                    self.line(&format!("Compiling {shown}..."));
+                }
+                self.line(&format!("*** {message}"));
+            }
+            1 => {
+                self.line(&format!("*** Error compiling {shown}..."));
+                self.line(message);
+            }
+            _ => {}
+        }
+    }
+
+    fn stale_pycs(&mut self, source: &[u8], pycs: Vec<(PathBuf, Staleness)>) {
+        self.counts.stale += 1;
+        for (pyc, reason) in pycs {
+            let pyc_bytes = pyc.as_os_str().as_encoded_bytes();
+            if self.text() && self.quiet < 2 {
+                let line = format!(
+                    "{}: {} for {}",
+                    reason.describe(),
+                    repr_path(pyc_bytes),
+                    repr_path(source)
+                );
+                self.line(&line);
+            }
+            self.stale.push(JsonStale {
+                source: lossy(source),
+                pyc: lossy(pyc_bytes),
+                reason,
+            });
+        }
+    }
+
+    /// Finish output and return the exit code: 1 if any file failed (or,
+    /// with `--check`, was stale), like compileall.
+    pub fn finish(mut self, target: &Target, elapsed: Duration, interrupted: bool) -> u8 {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if interrupted && self.quiet < 2 && self.text() {
+            self.line("\n[interrupted]");
+        }
+        let failed = self.counts.failed > 0 || self.file_list_error || interrupted;
+        let stale = self.check && self.counts.stale > 0;
+        let code = u8::from(failed || stale);
+        if self.format == Format::Json {
+            let doc = serde_json::json!({
+                "target": target,
+                "check": self.check,
+                "counts": &self.counts,
+                "elapsed_seconds": elapsed.as_secs_f64(),
+                "errors": &self.errors,
+                "stale": &self.stale,
+                "exit_code": code,
+            });
+            let _ = writeln!(self.out, "{doc:#}");
+        }
+        let _ = self.out.flush();
+        if self.quiet < 2 && self.format == Format::Text {
+            eprintln!("{}", self.summary(target, elapsed));
+        }
+        code
+    }
+
+    fn summary(&self, target: &Target, elapsed: Duration) -> String {
+        let c = &self.counts;
+        let what = if self.check {
+            format!("{} stale or missing, {} fresh", c.stale, c.fresh)
+        } else {
+            format!("{} compiled, {} fresh", c.compiled, c.fresh)
+        };
+        format!(
+            "precompyle: {what}, {} failed in {:.2}s ({} {}, {})",
+            c.failed,
+            elapsed.as_secs_f64(),
+            target.implementation,
+            target.version_string(),
+            target.cache_tag
+        )
+    }
+}
+
+/// Print a usage or start-up error the way argparse-style tools do.
+pub fn fatal(message: &dyn std::fmt::Display) {
+    eprintln!("precompyle: error: {message}");
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Staleness {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Staleness::Missing => "missing",
+            Staleness::Unreadable => "unreadable",
+            Staleness::OtherMagic => "other magic",
+            Staleness::ModeDiffers => "mode differs",
+            Staleness::MtimeDiffers => "mtime differs",
+            Staleness::SizeDiffers => "size differs",
+            Staleness::HashDiffers => "hash differs",
+        }
+    }
+}

@@ -1,4 +1,636 @@
-//! The pipeline.
-pub fn main() -> std::process::ExitCode {
-    todo!()
+//! The pipeline: discover candidates in compileall's order, decide per file in
+//! parallel (freshness, compile, write), and hand each result to the printer
+//! in the order a sequential compileall would print it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{OnceLock, mpsc};
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::backend::cpython::{CpythonPool, PoolConfig};
+use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
+use crate::cli::Cli;
+use crate::dfile::Dfile;
+use crate::discover::{Event, walk_dir};
+use crate::layout::Layout;
+use crate::pyc::{self, InvalidationMode, Staleness, Stamp};
+use crate::pyrepr::os_error_text;
+use crate::report::{ErrorKind, FileReport, FileResult, Printer, fatal};
+use crate::settings::{Dests, Environment, Settings, lexical_absolute};
+use crate::target::Target;
+
+/// Set by the SIGINT handler; workers stop taking new files.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+pub fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    let env = Environment::read();
+    let target = match Target::probe(&cli.python) {
+        Ok(t) => t,
+        Err(e) => {
+            fatal(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let flist = cli.flist.clone();
+    let file_list = match flist.as_deref().map(read_file_list).transpose() {
+        Ok(list) => list.unwrap_or_default(),
+        Err(()) => {
+            let s = settings_or_exit(cli, &env, &target, Vec::new());
+            let Ok(settings) = s else {
+                return ExitCode::from(2);
+            };
+            let mut printer = printer_for(&settings);
+            printer.file_list_error(flist.as_deref().unwrap_or_default());
+            return ExitCode::from(printer.finish(&target, started.elapsed(), false));
+        }
+    };
+    let Ok(settings) = settings_or_exit(cli, &env, &target, file_list) else {
+        return ExitCode::from(2);
+    };
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    let mut printer = printer_for(&settings);
+    let runner = Runner::new(&settings, &target);
+    runner.run(&mut printer);
+    let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+    let code = printer.finish(&target, started.elapsed(), interrupted);
+    ExitCode::from(if interrupted { 130 } else { code })
+}
+
+fn settings_or_exit(
+    cli: Cli,
+    env: &Environment,
+    target: &Target,
+    list: Vec<PathBuf>,
+) -> Result<Settings, ()> {
+    Settings::new(cli, env, target, list).map_err(|e| fatal(&e))
+}
+
+fn printer_for(s: &Settings) -> Printer {
+    Printer::new(s.quiet, s.format, s.check, s.progress, s.color)
+}
+
+/// compileall's `-i`: each line stripped of surrounding whitespace; an empty
+/// line stays as the argument `''`.
+fn read_file_list(list: &std::ffi::OsStr) -> Result<Vec<PathBuf>, ()> {
+    let mut data = Vec::new();
+    let read = if list == "-" {
+        std::io::stdin().lock().read_to_end(&mut data)
+    } else {
+        std::fs::File::open(list).and_then(|mut f| f.read_to_end(&mut data))
+    };
+    read.map_err(|_| ())?;
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let data = data.strip_suffix(b"\n").unwrap_or(&data);
+    Ok(data
+        .split(|&b| b == b'\n')
+        .map(|line| PathBuf::from(OsString::from_vec(line.trim_ascii().to_vec())))
+        .collect())
+}
+
+/// One thing to report, in compileall's order.
+enum Item {
+    Listing(PathBuf),
+    CantList(PathBuf),
+    File {
+        path: PathBuf,
+        dir_arg: Option<usize>,
+    },
+}
+
+struct Runner<'a> {
+    settings: &'a Settings,
+    target: &'a Target,
+    layout: Layout,
+    /// Started on first need, so an all-fresh run never starts Python.
+    backend: OnceLock<Result<CpythonPool, String>>,
+    threads: usize,
+}
+
+impl<'a> Runner<'a> {
+    fn new(settings: &'a Settings, target: &'a Target) -> Runner<'a> {
+        let layout = Layout {
+            cache_tag: target.cache_tag.clone(),
+            version: target.minor_version(),
+            prefix: settings.prefix.clone(),
+            cwd: settings.cwd.as_os_str().as_bytes().to_vec(),
+            legacy: settings.legacy,
+        };
+        // More threads than Python workers, so the Rust side (reading,
+        // hashing, writing) never leaves a worker idle.
+        let threads = (settings.workers * 2).clamp(2, 64);
+        Runner {
+            settings,
+            target,
+            layout,
+            backend: OnceLock::new(),
+            threads,
+        }
+    }
+
+    fn run(&self, printer: &mut Printer) {
+        match &self.settings.dests {
+            Dests::Paths(paths) => {
+                let mut items = Vec::new();
+                for (i, path) in paths.iter().enumerate() {
+                    if path.is_file() {
+                        items.push(Item::File {
+                            path: path.clone(),
+                            dir_arg: None,
+                        });
+                    } else {
+                        self.walk(path, self.settings.maxlevels, i, &mut items);
+                    }
+                }
+                self.process(&items, paths, printer);
+            }
+            Dests::SysPath(entries) => {
+                for (i, entry) in entries.iter().enumerate() {
+                    if entry.as_os_str().is_empty() || entry.as_os_str() == "." {
+                        printer.skipping_current_directory();
+                        continue;
+                    }
+                    let mut items = Vec::new();
+                    self.walk(entry, 0, i, &mut items);
+                    // compile_path stops at the first directory that fails.
+                    if !self.process(&items, entries, printer) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn walk(&self, dir: &Path, maxlevels: i64, arg: usize, items: &mut Vec<Item>) {
+        let mut events = Vec::new();
+        walk_dir(dir, maxlevels, &mut events);
+        items.extend(events.into_iter().map(|e| match e {
+            Event::Listing(p) => Item::Listing(p),
+            Event::CantList(p) => Item::CantList(p),
+            Event::File(p) => Item::File {
+                path: p,
+                dir_arg: Some(arg),
+            },
+        }));
+    }
+
+    /// Decide every file in parallel; print in item order. Returns false if
+    /// any file failed.
+    fn process(&self, items: &[Item], args: &[PathBuf], printer: &mut Printer) -> bool {
+        let files = items
+            .iter()
+            .filter(|i| matches!(i, Item::File { .. }))
+            .count();
+        printer.add_to_total(files as u64);
+        let next_claim = AtomicUsize::new(0);
+        let (tx, rx) = mpsc::channel::<(usize, FileReport)>();
+        let mut ok = true;
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads.min(files.max(1)) {
+                let tx = tx.clone();
+                let next_claim = &next_claim;
+                scope.spawn(move || {
+                    loop {
+                        if INTERRUPTED.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let i = next_claim.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        if let Item::File { path, dir_arg } = item {
+                            let dir_arg = dir_arg.map(|a| args[a].as_path());
+                            if tx.send((i, self.process_file(path, dir_arg))).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending = BTreeMap::new();
+            let mut next_print = 0;
+            let mut emit = |pending: &mut BTreeMap<usize, FileReport>, printer: &mut Printer| {
+                while let Some(item) = items.get(next_print) {
+                    match item {
+                        Item::Listing(p) => printer.listing(p.as_os_str().as_bytes()),
+                        Item::CantList(p) => printer.cant_list(p.as_os_str().as_bytes()),
+                        Item::File { .. } => match pending.remove(&next_print) {
+                            Some(report) => {
+                                ok &= !matches!(report.result, FileResult::Failed { .. });
+                                printer.file(report)
+                            }
+                            None => return,
+                        },
+                    }
+                    next_print += 1;
+                }
+            };
+            emit(&mut pending, printer);
+            for (i, report) in rx {
+                pending.insert(i, report);
+                emit(&mut pending, printer);
+            }
+        });
+        ok
+    }
+
+    fn process_file(&self, fullname: &Path, dir_arg: Option<&Path>) -> FileReport {
+        let mut report = FileReport {
+            path: fullname.as_os_str().as_bytes().to_vec(),
+            warning: None,
+            result: FileResult::Skipped,
+        };
+        report.result = match self.prepare(fullname, dir_arg, &mut report.warning) {
+            Ok(Some(plan)) => self.build(plan),
+            Ok(None) => FileResult::Skipped,
+            Err(failed) => failed,
+        };
+        report
+    }
+
+    /// compile_file's checks before compiling, in its order: dfile, `-x`,
+    /// `-e`, regular file, suffix, pyc paths.
+    fn prepare<'p>(
+        &self,
+        fullname: &'p Path,
+        dir_arg: Option<&Path>,
+        warning: &mut Option<String>,
+    ) -> Result<Option<Plan<'p>>, FileResult> {
+        let s = self.settings;
+        let runtime = self.runtime_path(fullname)?;
+        let runtime_arg = dir_arg.map(|d| self.runtime_path(d)).transpose()?;
+        let dfile = match s.dfile.dfile_for(&runtime, runtime_arg.as_deref()) {
+            Dfile::Unset => None,
+            Dfile::Set(d) => Some(d),
+            Dfile::Warn(w) => {
+                *warning = Some(w);
+                None
+            }
+            Dfile::Error(message) => return Err(failed(ErrorKind::Dfile, message, false)),
+        };
+        if let Some(rx) = &s.rx {
+            if rx
+                .is_match(&fullname.to_string_lossy()[..])
+                .unwrap_or(false)
+            {
+                return Ok(None);
+            }
+        }
+        if let Some(limit) = &s.limit_sl_dest {
+            if fullname.is_symlink() && !self.symlink_within(fullname, limit) {
+                return Ok(None);
+            }
+        }
+        let Ok(meta) = std::fs::metadata(fullname) else {
+            return Ok(None);
+        };
+        if !meta.is_file() || !fullname.as_os_str().as_bytes().ends_with(b".py") {
+            return Ok(None);
+        }
+        let pycs = s
+            .opt_levels
+            .iter()
+            .map(|&level| self.pyc_path(&runtime, level).map(|p| (level, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Plan {
+            fullname,
+            runtime,
+            dfile,
+            meta,
+            pycs,
+        }))
+    }
+
+    /// The path the file will have at run time: itself, or under `--root`
+    /// the absolute path with the root removed.
+    fn runtime_path(&self, path: &Path) -> Result<Vec<u8>, FileResult> {
+        let Some(root) = &self.settings.root else {
+            return Ok(path.as_os_str().as_bytes().to_vec());
+        };
+        let abs = lexical_absolute(path, &self.settings.cwd);
+        match abs.strip_prefix(root) {
+            Ok(rest) => Ok([b"/", rest.as_os_str().as_bytes()].concat()),
+            Err(_) => Err(failed(
+                ErrorKind::Layout,
+                format!("{} is not under --root {}", path.display(), root.display()),
+                false,
+            )),
+        }
+    }
+
+    /// compileall's `-e`: the resolved file must lie strictly below the
+    /// resolved limit.
+    fn symlink_within(&self, path: &Path, limit: &Path) -> bool {
+        let resolved = match &self.settings.root {
+            Some(root) => {
+                let abs = lexical_absolute(path, &self.settings.cwd);
+                let runtime = abs
+                    .strip_prefix(root)
+                    .map(|r| Path::new("/").join(r))
+                    .unwrap_or(abs);
+                resolve_in_root(&runtime, root)
+            }
+            None => {
+                let abs = lexical_absolute(path, &self.settings.cwd);
+                std::fs::canonicalize(&abs).unwrap_or(abs)
+            }
+        };
+        resolved != limit && resolved.starts_with(limit)
+    }
+
+    /// Where the pyc for `runtime` at `level` is written.
+    fn pyc_path(&self, runtime: &[u8], level: i64) -> Result<PathBuf, FileResult> {
+        let suffix = Settings::optimization_suffix(level, self.target.optimize);
+        let path = self
+            .layout
+            .cache_path(runtime, &suffix)
+            .map_err(|e| failed(ErrorKind::Layout, e.to_string(), false))?;
+        let Some(root) = &self.settings.root else {
+            return Ok(path);
+        };
+        let under_root = lexical_absolute(
+            &root.join(path.strip_prefix("/").unwrap_or(&path)),
+            Path::new("/"),
+        );
+        if !under_root.starts_with(root) {
+            return Err(failed(
+                ErrorKind::Layout,
+                format!(
+                    "refusing to write {}: outside --root {}",
+                    under_root.display(),
+                    root.display()
+                ),
+                false,
+            ));
+        }
+        Ok(root.join(path.strip_prefix("/").unwrap_or(&path)))
+    }
+
+    fn build(&self, plan: Plan<'_>) -> FileResult {
+        let s = self.settings;
+        let mut source: Option<Vec<u8>> = None;
+        if !s.force || s.check {
+            let stamp = match self.stamp(&plan, &mut source) {
+                Ok(stamp) => stamp,
+                Err(e) => {
+                    return failed(
+                        ErrorKind::ReadSource,
+                        os_error_text(&e, Some(plan.fullname_bytes()), None),
+                        true,
+                    );
+                }
+            };
+            let expected = pyc::header(self.target.magic, s.mode, stamp);
+            let stale: Vec<(PathBuf, Staleness)> = plan
+                .pycs
+                .iter()
+                .filter_map(|(_, pyc)| {
+                    pyc::check_fresh(pyc, &expected)
+                        .err()
+                        .map(|why| (pyc.clone(), why))
+                })
+                .collect();
+            if stale.is_empty() {
+                return FileResult::Fresh;
+            }
+            if s.check {
+                return FileResult::Stale(stale);
+            }
+        }
+        match self.compile_and_write(&plan, source) {
+            Ok(()) => FileResult::Compiled,
+            Err(failure) => failure,
+        }
+    }
+
+    /// The header stamp the pyc must carry now. Timestamp mode needs only the
+    /// stat; hash modes read the source (kept for the compile).
+    fn stamp(&self, plan: &Plan<'_>, source: &mut Option<Vec<u8>>) -> std::io::Result<Stamp> {
+        if self.settings.mode == InvalidationMode::Timestamp {
+            return Ok(timestamp_of(&plan.meta));
+        }
+        let (bytes, _) = read_source(plan.fullname)?;
+        let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes);
+        *source = Some(bytes);
+        Ok(Stamp::Hash(hash))
+    }
+
+    fn compile_and_write(
+        &self,
+        plan: &Plan<'_>,
+        source: Option<Vec<u8>>,
+    ) -> Result<(), FileResult> {
+        let s = self.settings;
+        let (source, meta) = match source {
+            Some(bytes) => (bytes, plan.meta.clone()),
+            None => read_source(plan.fullname).map_err(|e| {
+                failed(
+                    ErrorKind::ReadSource,
+                    os_error_text(&e, Some(plan.fullname_bytes()), None),
+                    true,
+                )
+            })?,
+        };
+        let stamp = match s.mode {
+            InvalidationMode::Timestamp => timestamp_of(&meta),
+            _ => Stamp::Hash(pyc::source_hash(
+                self.target.magic,
+                self.target.hash_algo,
+                &source,
+            )),
+        };
+        let header = pyc::header(self.target.magic, s.mode, stamp);
+        let backend = self.backend()?;
+        let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
+        let mut previous: Option<(&Path, Vec<u8>)> = None;
+        for (level, pyc_path) in &plan.pycs {
+            pyc::check_destination(pyc_path)
+                .map_err(|e| failed(ErrorKind::Destination, e.to_string(), true))?;
+            let body = backend
+                .compile(CompileJob {
+                    source: &source,
+                    filename,
+                    optimize: *level,
+                })
+                .map_err(compile_failed)?;
+            if let Some(dir) = pyc_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                pyc::create_dirs(dir).map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
+            }
+            let written = match &previous {
+                Some((prev_path, prev_body))
+                    if s.hardlink_dupes
+                        && *prev_body == body
+                        && *prev_path != pyc_path.as_path() =>
+                {
+                    link_atomic(prev_path, pyc_path)
+                }
+                _ => pyc::write_atomic(pyc_path, &header, &body, Some(meta.mode())),
+            };
+            written.map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
+            previous = Some((pyc_path.as_path(), body));
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> Result<&CpythonPool, FileResult> {
+        let started = self.backend.get_or_init(|| {
+            CpythonPool::start(PoolConfig {
+                python: self.target.python.clone(),
+                workers: self.settings.workers,
+                timeout: self.settings.timeout,
+                version: self.target.minor_version(),
+            })
+            .map_err(|e| e.to_string())
+        });
+        started
+            .as_ref()
+            .map_err(|e| failed(ErrorKind::WorkerCrashed, e.clone(), true))
+    }
+}
+
+/// A file that passed compileall's pre-checks and will be looked at.
+struct Plan<'p> {
+    fullname: &'p Path,
+    runtime: Vec<u8>,
+    dfile: Option<Vec<u8>>,
+    meta: std::fs::Metadata,
+    pycs: Vec<(i64, PathBuf)>,
+}
+
+impl Plan<'_> {
+    fn fullname_bytes(&self) -> &[u8] {
+        self.fullname.as_os_str().as_bytes()
+    }
+}
+
+fn failed(kind: ErrorKind, message: String, compiling_printed: bool) -> FileResult {
+    FileResult::Failed {
+        kind,
+        message,
+        compiling_printed,
+    }
+}
+
+fn compile_failed(f: CompileFailure) -> FileResult {
+    let kind = match f.kind {
+        FailureKind::Compile => ErrorKind::Compile,
+        FailureKind::Marshal => ErrorKind::Marshal,
+        FailureKind::WorkerCrashed => ErrorKind::WorkerCrashed,
+        FailureKind::Timeout => ErrorKind::Timeout,
+    };
+    failed(kind, f.message, true)
+}
+
+fn timestamp_of(meta: &std::fs::Metadata) -> Stamp {
+    pyc::timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.size())
+}
+
+/// Read the whole source and the stat that describes exactly those bytes. If
+/// the file changes while we read it (mtime or size differ before and after,
+/// or the size is not what we read), read again: a header must never claim
+/// that content it was not compiled from is fresh.
+fn read_source(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    for _ in 0..3 {
+        let mut file = std::fs::File::open(path)?;
+        let before = file.metadata()?;
+        let mut bytes = Vec::with_capacity(before.len() as usize);
+        file.read_to_end(&mut bytes)?;
+        let after = file.metadata()?;
+        let same = before.mtime() == after.mtime()
+            && before.mtime_nsec() == after.mtime_nsec()
+            && before.size() == after.size()
+            && after.size() == bytes.len() as u64;
+        if same {
+            return Ok((bytes, after));
+        }
+    }
+    Err(std::io::Error::other(
+        "the source kept changing while it was read",
+    ))
+}
+
+/// Resolve `path` (absolute, run-time) as if `root` were `/`: absolute
+/// symlink targets are looked up inside the root, and `..` never climbs out
+/// of it. Used for `-e` under `--root`, where the staged tree's links name
+/// run-time paths.
+pub fn resolve_in_root(path: &Path, root: &Path) -> PathBuf {
+    let mut todo: Vec<Vec<u8>> = components(path.as_os_str().as_bytes());
+    todo.reverse();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        match part.as_slice() {
+            b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(part);
+        let host = root.join(PathBuf::from(OsString::from_vec(done.join(&b'/'))));
+        let Ok(target) = std::fs::read_link(&host) else {
+            continue;
+        };
+        hops += 1;
+        if hops > 40 {
+            break;
+        }
+        done.pop();
+        let target = target.as_os_str().as_bytes();
+        if target.starts_with(b"/") {
+            done.clear();
+        }
+        let mut parts = components(target);
+        parts.reverse();
+        todo.extend(parts);
+    }
+    let mut out = b"/".to_vec();
+    out.extend(done.join(&b'/'));
+    root.join(
+        PathBuf::from(OsString::from_vec(out))
+            .strip_prefix("/")
+            .unwrap_or(Path::new("")),
+    )
+}
+
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Temporary home until pyc.rs grows it: hard-link `existing` to `cfile`
+/// through a temp name, so `cfile` is replaced atomically.
+fn link_atomic(existing: &Path, cfile: &Path) -> Result<(), pyc::WriteError> {
+    let tmp = PathBuf::from(format!("{}.{}.link", cfile.display(), std::process::id()));
+    std::fs::hard_link(existing, &tmp).map_err(|source| pyc::WriteError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, cfile).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        pyc::WriteError::Io {
+            path: cfile.to_owned(),
+            source,
+        }
+    })
 }

@@ -1,1 +1,284 @@
-//! Validated settings.
+//! Checked settings, built from the command line and the environment. Code
+//! below this layer never reads clap or environment variables.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{self, Cli, Format, InvalidationModeArg};
+use crate::dfile::DfileRules;
+use crate::pyc::InvalidationMode;
+use crate::target::Target;
+
+/// What to compile.
+#[derive(Debug, Clone)]
+pub enum Dests {
+    /// FILE|DIR arguments, then `-i` lines, in order.
+    Paths(Vec<PathBuf>),
+    /// No arguments: the target's `sys.path`, each with maxlevels 0.
+    SysPath(Vec<PathBuf>),
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub dests: Dests,
+    pub maxlevels: i64,
+    pub force: bool,
+    pub quiet: u8,
+    pub legacy: bool,
+    pub dfile: DfileRules,
+    pub rx: Option<fancy_regex::Regex>,
+    /// `-e`, resolved against the cwd (and `--root`).
+    pub limit_sl_dest: Option<PathBuf>,
+    pub workers: usize,
+    /// Sorted, without duplicates, as compileall uses them.
+    pub opt_levels: Vec<i64>,
+    pub hardlink_dupes: bool,
+    pub mode: InvalidationMode,
+    pub prefix: Option<Vec<u8>>,
+    pub root: Option<PathBuf>,
+    pub check: bool,
+    pub timeout: Option<Duration>,
+    pub format: Format,
+    pub progress: bool,
+    pub color: bool,
+    /// Physical cwd (`os.getcwd()`).
+    pub cwd: PathBuf,
+}
+
+/// A usage error: printed as `precompyle: error: …`, exit 2 (like argparse).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "Hardlinking of duplicated bytecode makes sense only for more than one optimization level."
+    )]
+    HardlinkNeedsLevels,
+    #[error("-d cannot be used in combination with -s or -p")]
+    DdirWithStrip,
+    #[error("workers must be greater or equal to 0")]
+    NegativeWorkers,
+    #[error("invalid -x regular expression {pattern:?}: {source}")]
+    Regex {
+        pattern: String,
+        #[source]
+        source: Box<fancy_regex::Error>,
+    },
+    #[error("cannot determine the current directory: {0}")]
+    Cwd(#[source] std::io::Error),
+    #[error("--root {}: {reason}", .root.display())]
+    Root { root: PathBuf, reason: &'static str },
+}
+
+/// Failure to read the `-i` list: compileall prints `Error reading file list
+/// FILE` and exits 1 without compiling anything.
+#[derive(Debug)]
+pub struct FileListError(pub OsString);
+
+/// What the environment says, read once by `main`.
+#[derive(Debug, Default, Clone)]
+pub struct Environment {
+    pub pycache_prefix: Option<OsString>,
+    pub source_date_epoch: Option<OsString>,
+    pub no_color: bool,
+    pub stderr_is_terminal: bool,
+}
+
+impl Environment {
+    pub fn read() -> Environment {
+        use std::io::IsTerminal;
+        Environment {
+            pycache_prefix: std::env::var_os(cli::env::PYCACHE_PREFIX),
+            source_date_epoch: std::env::var_os(cli::env::SOURCE_DATE_EPOCH),
+            no_color: std::env::var_os(cli::env::NO_COLOR).is_some_and(|v| !v.is_empty()),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn new(
+        cli: Cli,
+        env: &Environment,
+        target: &Target,
+        file_list: Vec<PathBuf>,
+    ) -> Result<Settings, SettingsError> {
+        if cli.hardlink_dupes && cli.opt_levels.len() < 2 {
+            return Err(SettingsError::HardlinkNeedsLevels);
+        }
+        if cli.ddir.is_some() && (cli.stripdir.is_some() || cli.prependdir.is_some()) {
+            return Err(SettingsError::DdirWithStrip);
+        }
+        let workers = match cli.workers {
+            Some(n) if n < 0 => return Err(SettingsError::NegativeWorkers),
+            Some(n) if n > 0 => n as usize,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let rx = cli
+            .rx
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                fancy_regex::Regex::new(p).map_err(|e| SettingsError::Regex {
+                    pattern: p.to_owned(),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()?;
+        let cwd = std::env::current_dir().map_err(SettingsError::Cwd)?;
+        let root = cli
+            .root
+            .as_deref()
+            .map(|r| check_root(r, &cwd))
+            .transpose()?;
+        let no_args = cli.paths.is_empty() && cli.flist.is_none();
+        let dests = if no_args {
+            let mut entries = vec![cwd.clone()];
+            entries.extend(target.sys_path_tail.iter().cloned());
+            Dests::SysPath(entries)
+        } else {
+            let mut paths: Vec<PathBuf> = cli.paths.iter().map(PathBuf::from).collect();
+            paths.extend(file_list);
+            Dests::Paths(paths)
+        };
+        let maxlevels = match (cli.recursion, cli.no_recurse) {
+            (Some(r), _) => r,
+            (None, true) => 0,
+            (None, false) if target.minor_version() < (3, 9) => 10,
+            (None, false) => target.recursion_limit,
+        };
+        let mut opt_levels = if cli.opt_levels.is_empty() {
+            vec![-1]
+        } else {
+            cli.opt_levels.clone()
+        };
+        opt_levels.sort_unstable();
+        opt_levels.dedup();
+        let mode = match cli.invalidation_mode {
+            Some(InvalidationModeArg::Timestamp) => InvalidationMode::Timestamp,
+            Some(InvalidationModeArg::CheckedHash) => InvalidationMode::CheckedHash,
+            Some(InvalidationModeArg::UncheckedHash) => InvalidationMode::UncheckedHash,
+            // py_compile's rule: only non-emptiness of SOURCE_DATE_EPOCH counts.
+            None if env
+                .source_date_epoch
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()) =>
+            {
+                InvalidationMode::CheckedHash
+            }
+            None => InvalidationMode::Timestamp,
+        };
+        let prefix = if cli.no_prefix {
+            None
+        } else {
+            cli.prefix
+                .or_else(|| env.pycache_prefix.clone())
+                .filter(|p| !p.is_empty())
+                .map(OsString::into_vec)
+        };
+        let limit_sl_dest = cli
+            .limit_sl_dest
+            .filter(|d| !d.is_empty())
+            .map(|d| resolve_limit(Path::new(&d), &cwd, root.as_deref()));
+        let bytes = |o: Option<OsString>| o.map(OsString::into_vec);
+        let dfile = DfileRules {
+            ddir: bytes(cli.ddir),
+            stripdir: bytes(cli.stripdir),
+            prependdir: bytes(cli.prependdir),
+            version: target.minor_version(),
+        };
+        let quiet = cli.quiet.min(2);
+        Ok(Settings {
+            dests,
+            maxlevels,
+            force: cli.force,
+            quiet,
+            legacy: cli.legacy,
+            dfile,
+            rx,
+            limit_sl_dest,
+            workers,
+            opt_levels,
+            hardlink_dupes: cli.hardlink_dupes,
+            mode,
+            prefix,
+            root,
+            check: cli.check,
+            timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
+            format: cli.format,
+            progress: !cli.no_progress
+                && quiet == 0
+                && env.stderr_is_terminal
+                && cli.format == Format::Text,
+            color: !env.no_color,
+            cwd,
+        })
+    }
+
+    /// The suffix `cache_from_source` gets for a level: compileall passes
+    /// `''` for 0 and nothing (the interpreter's own level) for negatives.
+    pub fn optimization_suffix(level: i64, interpreter_level: u8) -> String {
+        let level = if level < 0 {
+            i64::from(interpreter_level)
+        } else {
+            level
+        };
+        if level == 0 {
+            String::new()
+        } else {
+            level.to_string()
+        }
+    }
+}
+
+fn check_root(root: &OsStr, cwd: &Path) -> Result<PathBuf, SettingsError> {
+    let root = lexical_absolute(Path::new(root), cwd);
+    if !root.is_dir() {
+        return Err(SettingsError::Root {
+            root,
+            reason: "is not a directory",
+        });
+    }
+    Ok(root)
+}
+
+/// `-e DIR` as compileall resolves it (`Path(DIR).resolve()`); under `--root`
+/// the directory names a run-time path, so it is looked up inside the root.
+fn resolve_limit(dir: &Path, cwd: &Path, root: Option<&Path>) -> PathBuf {
+    match root {
+        Some(root) => crate::run::resolve_in_root(&lexical_absolute(dir, Path::new("/")), root),
+        None => {
+            let abs = lexical_absolute(dir, cwd);
+            std::fs::canonicalize(&abs).unwrap_or(abs)
+        }
+    }
+}
+
+/// `os.path.abspath` without touching the disk: join with `base` and
+/// collapse `.`, `..` and repeated slashes.
+pub fn lexical_absolute(path: &Path, base: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    };
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in joined.as_os_str().as_bytes().split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    PathBuf::from(OsString::from_vec(out))
+}

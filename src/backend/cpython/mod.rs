@@ -21,7 +21,11 @@ pub struct PoolConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("cannot start {python}: {source}")]
-    Spawn { python: PathBuf, #[source] source: std::io::Error },
+    Spawn {
+        python: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{python} did not answer the worker handshake: {detail}")]
     Handshake { python: PathBuf, detail: String },
 }
