@@ -77,12 +77,7 @@ pub struct Cli {
     pub flist: Option<OsString>,
 
     /// Compile with N parallel workers (0 = all cores, the default).
-    #[arg(
-        short = 'j',
-        long = "workers",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'j', long = "workers", value_name = "N", allow_hyphen_values = true)]
     pub workers: Option<i64>,
 
     /// Optimization level (repeatable; -1 = the interpreter's own).

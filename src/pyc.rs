@@ -106,11 +106,6 @@ pub fn create_dirs(dir: &Path) -> Result<(), WriteError> {
 /// directory created with O_EXCL and mode `(source_mode | 0o200) & 0o666`
 /// (0o666 if unknown; the kernel applies the umask), then `rename`. On any
 /// error the temp file is removed. Parent directories must exist.
-pub fn write_atomic(
-    cfile: &Path,
-    header: &[u8; 16],
-    body: &[u8],
-    source_mode: Option<u32>,
-) -> Result<(), WriteError> {
+pub fn write_atomic(cfile: &Path, header: &[u8; 16], body: &[u8], source_mode: Option<u32>) -> Result<(), WriteError> {
     todo!("{cfile:?} {header:?} {} {source_mode:?}", body.len())
 }

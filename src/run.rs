@@ -73,12 +73,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(if interrupted { 130 } else { code })
 }
 
-fn settings_or_exit(
-    cli: Cli,
-    env: &Environment,
-    target: &Target,
-    list: Vec<PathBuf>,
-) -> Result<Settings, ()> {
+fn settings_or_exit(cli: Cli, env: &Environment, target: &Target, list: Vec<PathBuf>) -> Result<Settings, ()> {
     Settings::new(cli, env, target, list).map_err(|e| fatal(&e))
 }
 
@@ -110,10 +105,7 @@ fn read_file_list(list: &std::ffi::OsStr) -> Result<Vec<PathBuf>, ()> {
 enum Item {
     Listing(PathBuf),
     CantList(PathBuf),
-    File {
-        path: PathBuf,
-        dir_arg: Option<usize>,
-    },
+    File { path: PathBuf, dir_arg: Option<usize> },
 }
 
 struct Runner<'a> {
@@ -195,10 +187,7 @@ impl<'a> Runner<'a> {
     /// Decide every file in parallel; print in item order. Returns false if
     /// any file failed.
     fn process(&self, items: &[Item], args: &[PathBuf], printer: &mut Printer) -> bool {
-        let files = items
-            .iter()
-            .filter(|i| matches!(i, Item::File { .. }))
-            .count();
+        let files = items.iter().filter(|i| matches!(i, Item::File { .. })).count();
         printer.add_to_total(files as u64);
         let next_claim = AtomicUsize::new(0);
         let (tx, rx) = mpsc::channel::<(usize, FileReport)>();
@@ -286,10 +275,7 @@ impl<'a> Runner<'a> {
             Dfile::Error(message) => return Err(failed(ErrorKind::Dfile, message, false)),
         };
         if let Some(rx) = &s.rx {
-            if rx
-                .is_match(&fullname.to_string_lossy()[..])
-                .unwrap_or(false)
-            {
+            if rx.is_match(&fullname.to_string_lossy()[..]).unwrap_or(false) {
                 return Ok(None);
             }
         }
@@ -341,10 +327,7 @@ impl<'a> Runner<'a> {
         let resolved = match &self.settings.root {
             Some(root) => {
                 let abs = lexical_absolute(path, &self.settings.cwd);
-                let runtime = abs
-                    .strip_prefix(root)
-                    .map(|r| Path::new("/").join(r))
-                    .unwrap_or(abs);
+                let runtime = abs.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or(abs);
                 resolve_in_root(&runtime, root)
             }
             None => {
@@ -365,10 +348,7 @@ impl<'a> Runner<'a> {
         let Some(root) = &self.settings.root else {
             return Ok(path);
         };
-        let under_root = lexical_absolute(
-            &root.join(path.strip_prefix("/").unwrap_or(&path)),
-            Path::new("/"),
-        );
+        let under_root = lexical_absolute(&root.join(path.strip_prefix("/").unwrap_or(&path)), Path::new("/"));
         if !under_root.starts_with(root) {
             return Err(failed(
                 ErrorKind::Layout,
@@ -401,11 +381,7 @@ impl<'a> Runner<'a> {
             let stale: Vec<(PathBuf, Staleness)> = plan
                 .pycs
                 .iter()
-                .filter_map(|(_, pyc)| {
-                    pyc::check_fresh(pyc, &expected)
-                        .err()
-                        .map(|why| (pyc.clone(), why))
-                })
+                .filter_map(|(_, pyc)| pyc::check_fresh(pyc, &expected).err().map(|why| (pyc.clone(), why)))
                 .collect();
             if stale.is_empty() {
                 return FileResult::Fresh;
@@ -432,11 +408,7 @@ impl<'a> Runner<'a> {
         Ok(Stamp::Hash(hash))
     }
 
-    fn compile_and_write(
-        &self,
-        plan: &Plan<'_>,
-        source: Option<Vec<u8>>,
-    ) -> Result<(), FileResult> {
+    fn compile_and_write(&self, plan: &Plan<'_>, source: Option<Vec<u8>>) -> Result<(), FileResult> {
         let s = self.settings;
         let (source, meta) = match source {
             Some(bytes) => (bytes, plan.meta.clone()),
@@ -450,19 +422,14 @@ impl<'a> Runner<'a> {
         };
         let stamp = match s.mode {
             InvalidationMode::Timestamp => timestamp_of(&meta),
-            _ => Stamp::Hash(pyc::source_hash(
-                self.target.magic,
-                self.target.hash_algo,
-                &source,
-            )),
+            _ => Stamp::Hash(pyc::source_hash(self.target.magic, self.target.hash_algo, &source)),
         };
         let header = pyc::header(self.target.magic, s.mode, stamp);
         let backend = self.backend()?;
         let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
         let mut previous: Option<(&Path, Vec<u8>)> = None;
         for (level, pyc_path) in &plan.pycs {
-            pyc::check_destination(pyc_path)
-                .map_err(|e| failed(ErrorKind::Destination, e.to_string(), true))?;
+            pyc::check_destination(pyc_path).map_err(|e| failed(ErrorKind::Destination, e.to_string(), true))?;
             let body = backend
                 .compile(CompileJob {
                     source: &source,
@@ -475,9 +442,7 @@ impl<'a> Runner<'a> {
             }
             let written = match &previous {
                 Some((prev_path, prev_body))
-                    if s.hardlink_dupes
-                        && *prev_body == body
-                        && *prev_path != pyc_path.as_path() =>
+                    if s.hardlink_dupes && *prev_body == body && *prev_path != pyc_path.as_path() =>
                 {
                     link_atomic(prev_path, pyc_path)
                 }
@@ -561,9 +526,7 @@ fn read_source(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
             return Ok((bytes, after));
         }
     }
-    Err(std::io::Error::other(
-        "the source kept changing while it was read",
-    ))
+    Err(std::io::Error::other("the source kept changing while it was read"))
 }
 
 /// Resolve `path` (absolute, run-time) as if `root` were `/`: absolute

@@ -50,9 +50,7 @@ pub struct Settings {
 /// A usage error: printed as `precompyle: error: …`, exit 2 (like argparse).
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error(
-        "Hardlinking of duplicated bytecode makes sense only for more than one optimization level."
-    )]
+    #[error("Hardlinking of duplicated bytecode makes sense only for more than one optimization level.")]
     HardlinkNeedsLevels,
     #[error("-d cannot be used in combination with -s or -p")]
     DdirWithStrip,
@@ -126,11 +124,7 @@ impl Settings {
             })
             .transpose()?;
         let cwd = std::env::current_dir().map_err(SettingsError::Cwd)?;
-        let root = cli
-            .root
-            .as_deref()
-            .map(|r| check_root(r, &cwd))
-            .transpose()?;
+        let root = cli.root.as_deref().map(|r| check_root(r, &cwd)).transpose()?;
         let no_args = cli.paths.is_empty() && cli.flist.is_none();
         let dests = if no_args {
             let mut entries = vec![cwd.clone()];
@@ -159,13 +153,7 @@ impl Settings {
             Some(InvalidationModeArg::CheckedHash) => InvalidationMode::CheckedHash,
             Some(InvalidationModeArg::UncheckedHash) => InvalidationMode::UncheckedHash,
             // py_compile's rule: only non-emptiness of SOURCE_DATE_EPOCH counts.
-            None if env
-                .source_date_epoch
-                .as_ref()
-                .is_some_and(|v| !v.is_empty()) =>
-            {
-                InvalidationMode::CheckedHash
-            }
+            None if env.source_date_epoch.as_ref().is_some_and(|v| !v.is_empty()) => InvalidationMode::CheckedHash,
             None => InvalidationMode::Timestamp,
         };
         let prefix = if cli.no_prefix {
@@ -188,7 +176,7 @@ impl Settings {
             version: target.minor_version(),
         };
         let quiet = cli.quiet.min(2);
-        Ok(Settings {
+        let mut settings = Settings {
             dests,
             maxlevels,
             force: cli.force,
@@ -206,28 +194,35 @@ impl Settings {
             check: cli.check,
             timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
             format: cli.format,
-            progress: !cli.no_progress
-                && quiet == 0
-                && env.stderr_is_terminal
-                && cli.format == Format::Text,
+            progress: !cli.no_progress && quiet == 0 && env.stderr_is_terminal && cli.format == Format::Text,
             color: !env.no_color,
             cwd,
-        })
+        };
+        if no_args {
+            settings.ignore_what_compile_path_ignores(target);
+        }
+        Ok(settings)
+    }
+
+    /// compileall's no-argument mode honours only -f, -q, -b and
+    /// --invalidation-mode; -j is ours to keep.
+    fn ignore_what_compile_path_ignores(&mut self, target: &Target) {
+        self.maxlevels = 0;
+        self.rx = None;
+        self.limit_sl_dest = None;
+        self.opt_levels = vec![-1];
+        self.hardlink_dupes = false;
+        self.dfile = DfileRules {
+            version: target.minor_version(),
+            ..DfileRules::default()
+        };
     }
 
     /// The suffix `cache_from_source` gets for a level: compileall passes
     /// `''` for 0 and nothing (the interpreter's own level) for negatives.
     pub fn optimization_suffix(level: i64, interpreter_level: u8) -> String {
-        let level = if level < 0 {
-            i64::from(interpreter_level)
-        } else {
-            level
-        };
-        if level == 0 {
-            String::new()
-        } else {
-            level.to_string()
-        }
+        let level = if level < 0 { i64::from(interpreter_level) } else { level };
+        if level == 0 { String::new() } else { level.to_string() }
     }
 }
 

@@ -104,8 +104,7 @@ impl Target {
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
-        let answer: ProbeAnswer =
-            serde_json::from_slice(&output.stdout).map_err(|e| fail(e.to_string()))?;
+        let answer: ProbeAnswer = serde_json::from_slice(&output.stdout).map_err(|e| fail(e.to_string()))?;
         let (major, minor, micro) = answer.version;
         if (major, minor) < (3, 8) {
             return Err(TargetError::TooOld {
@@ -116,13 +115,11 @@ impl Target {
         let magic: [u8; 4] = unhex(&answer.magic)
             .and_then(|m| m.try_into().ok())
             .ok_or_else(|| fail(format!("bad magic {:?}", answer.magic)))?;
-        let cache_tag = answer.cache_tag.ok_or_else(|| {
-            fail("sys.implementation.cache_tag is None: this interpreter writes no pycs".into())
-        })?;
-        let hash_algo = detect_hash_algo(magic, &answer.hash_probe).ok_or_else(|| {
-            TargetError::UnknownHash {
-                python: python.to_owned(),
-            }
+        let cache_tag = answer
+            .cache_tag
+            .ok_or_else(|| fail("sys.implementation.cache_tag is None: this interpreter writes no pycs".into()))?;
+        let hash_algo = detect_hash_algo(magic, &answer.hash_probe).ok_or_else(|| TargetError::UnknownHash {
+            python: python.to_owned(),
         })?;
         let sys_path_tail = answer
             .sys_path

@@ -1,0 +1,7 @@
+//! All integration tests, in one binary. Every test compares precompyle with
+//! a real oracle: what the target CPython's own compileall/py_compile writes
+//! and prints for the same tree at the same path.
+
+mod support;
+
+mod parity;

@@ -1,0 +1,277 @@
+//! Byte parity: precompyle writes the same set of pyc paths with the same
+//! bytes as the target's own `python -m compileall`, for each flag
+//! combination that changes what is written.
+//!
+//! The trees are real stdlib packages of each target interpreter. The whole
+//! corpus (stdlib + site-packages of python3) runs in the ignored test
+//! `parity_whole_corpus` (`cargo test --release --test it -- --ignored`).
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::support::{self, Parity};
+
+/// One flag combination: what compileall gets and what precompyle gets
+/// (mostly the same; a prefix is an environment variable for compileall).
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    /// Put the prefix `<work>/pfx` in PYTHONPYCACHEPREFIX for both tools.
+    prefix: bool,
+    source_date_epoch: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "timestamp",
+        args: &[],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "checked-hash",
+        args: &["--invalidation-mode", "checked-hash"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "unchecked-hash",
+        args: &["--invalidation-mode", "unchecked-hash"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "SOURCE_DATE_EPOCH",
+        args: &[],
+        prefix: false,
+        source_date_epoch: true,
+    },
+    Case {
+        name: "-o 0 -o 1 -o 2",
+        args: &["-o", "0", "-o", "1", "-o", "2"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "-b",
+        args: &["-b"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "-d",
+        args: &["-d", "/dest/lib"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "-s -p",
+        args: &["-s", "tree", "-p", "/opt/app"],
+        prefix: false,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "prefix",
+        args: &[],
+        prefix: true,
+        source_date_epoch: false,
+    },
+    Case {
+        name: "prefix checked-hash -o 2",
+        args: &["--invalidation-mode", "checked-hash", "-o", "2"],
+        prefix: true,
+        source_date_epoch: false,
+    },
+];
+
+/// Stdlib packages of one interpreter, copied into a scratch `tree`.
+fn stdlib_sample(python: &Path, scratch: &Path) -> PathBuf {
+    let out = support::run(
+        std::process::Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]),
+    );
+    let stdlib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let tree = scratch.join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for package in [
+        "json",
+        "email",
+        "importlib",
+        "concurrent",
+        "argparse.py",
+        "dataclasses.py",
+        "typing.py",
+    ] {
+        support::copy_tree(&stdlib.join(package), &tree.join(package));
+    }
+    remove_pycaches(&tree);
+    tree
+}
+
+fn remove_pycaches(tree: &Path) {
+    let status = std::process::Command::new("find")
+        .arg(tree)
+        .args(["-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn run_case(python: &Path, tree: &Path, work: &Path, case: &Case) -> Parity {
+    let mut args: Vec<&OsStr> = case.args.iter().map(OsStr::new).collect();
+    args.push(OsStr::new("-q"));
+    args.push(OsStr::new("tree"));
+    let prefix: OsString = work.join("pfx").into();
+    let mut env: Vec<(&str, &OsStr)> = Vec::new();
+    if case.prefix {
+        env.push(("PYTHONPYCACHEPREFIX", &prefix));
+    }
+    if case.source_date_epoch {
+        env.push(("SOURCE_DATE_EPOCH", OsStr::new("1700000000")));
+    }
+    support::parity(python, tree, work, &args, &args, &env)
+}
+
+/// Every case on `tree` for `python`; all differences reported at once.
+fn check_cases(python: &Path, tree: &Path, cases: &[&Case]) {
+    let mut failures = String::new();
+    for case in cases {
+        let work = support::scratch();
+        let p = run_case(python, tree, work.path(), case);
+        let diff = support::diff_pycs(&p.oracle_pycs, &p.our_pycs);
+        let codes = (p.oracle.status.code(), p.ours.status.code());
+        if p.oracle_pycs.is_empty() {
+            failures.push_str(&format!(
+                "[{}] the oracle wrote nothing: {}\n",
+                case.name,
+                String::from_utf8_lossy(&p.oracle.stderr)
+            ));
+        }
+        if !diff.is_empty() || codes.0 != codes.1 || support::stdout_lines(&p.oracle) != support::stdout_lines(&p.ours)
+        {
+            failures.push_str(&format!(
+                "[{}] {} pycs vs {} pycs, exit {:?} vs {:?}\n{diff}oracle stdout:\n{}\nprecompyle stdout:\n{}\nprecompyle stderr:\n{}\n",
+                case.name,
+                p.oracle_pycs.len(),
+                p.our_pycs.len(),
+                codes.0,
+                codes.1,
+                String::from_utf8_lossy(&p.oracle.stdout),
+                String::from_utf8_lossy(&p.ours.stdout),
+                String::from_utf8_lossy(&p.ours.stderr),
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differs from compileall:\n{failures}",
+        python.display()
+    );
+}
+
+#[test]
+fn parity_python3_every_case() {
+    let scratch = support::scratch();
+    let python = support::python3();
+    let tree = stdlib_sample(&python, scratch.path());
+    check_cases(&python, &tree, &CASES.iter().collect::<Vec<_>>());
+}
+
+/// The cases whose rules differ between versions: plain, hash, prefix, -d, -s/-p.
+fn version_cases() -> Vec<&'static Case> {
+    CASES
+        .iter()
+        .filter(|c| ["timestamp", "checked-hash", "prefix", "-d", "-s -p", "-o 0 -o 1 -o 2"].contains(&c.name))
+        .collect()
+}
+
+macro_rules! parity_for_version {
+    ($name:ident, $minor:literal) => {
+        #[test]
+        fn $name() {
+            let Some(python) = support::pyenv($minor) else {
+                return;
+            };
+            let scratch = support::scratch();
+            let tree = stdlib_sample(&python, scratch.path());
+            check_cases(&python, &tree, &version_cases());
+        }
+    };
+}
+
+parity_for_version!(parity_python_3_8, "3.8");
+parity_for_version!(parity_python_3_9, "3.9");
+parity_for_version!(parity_python_3_10, "3.10");
+parity_for_version!(parity_python_3_12, "3.12");
+
+/// 3.13's own compileall is not deterministic (its marshal output depends on
+/// what the compiling process has imported), so the reference for each file
+/// is a fresh `python3.13 -m py_compile FILE`.
+#[test]
+fn parity_python_3_13_against_fresh_py_compile() {
+    let Some(python) = support::pyenv("3.13") else { return };
+    let scratch = support::scratch();
+    let tree = stdlib_sample(&python, scratch.path());
+    let work = support::scratch();
+    support::copy_tree(&tree, &work.path().join("tree"));
+    let sources: Vec<PathBuf> = walkdir::WalkDir::new(work.path().join("tree"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension() == Some(OsStr::new("py")))
+        .map(|e| e.path().strip_prefix(work.path()).unwrap().to_owned())
+        .collect();
+    for source in &sources {
+        let out = support::run(
+            std::process::Command::new(&python)
+                .current_dir(work.path())
+                .args(["-m", "py_compile"])
+                .arg(source),
+        );
+        assert!(
+            out.status.success(),
+            "py_compile {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let oracle = support::pycs_under(work.path());
+    std::fs::remove_dir_all(work.path().join("tree")).unwrap();
+    support::copy_tree(&tree, &work.path().join("tree"));
+    let out = support::run(
+        support::precompyle()
+            .current_dir(work.path())
+            .arg("--python")
+            .arg(&python)
+            .args(["-q", "tree"]),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let ours = support::pycs_under(work.path());
+    assert_eq!(oracle.len(), sources.len());
+    let diff = support::diff_pycs(&oracle, &ours);
+    assert!(diff.is_empty(), "3.13 differs from fresh py_compile:\n{diff}");
+}
+
+/// The whole corpus (python3's stdlib + site-packages), every case. Slow
+/// (minutes); run for the acceptance numbers:
+/// `cargo test --release --test it parity_whole_corpus -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn parity_whole_corpus() {
+    let python = support::python3();
+    let scratch = support::scratch();
+    let out = support::run(
+        std::process::Command::new(&python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]),
+    );
+    let stdlib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let tree = scratch.path().join("tree");
+    support::copy_tree(&stdlib, &tree);
+    remove_pycaches(&tree);
+    for case in CASES {
+        let started = std::time::Instant::now();
+        check_cases(&python, &tree, &[case]);
+        eprintln!(
+            "parity_whole_corpus [{}]: identical ({:.1}s)",
+            case.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

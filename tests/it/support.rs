@@ -1,0 +1,197 @@
+//! Shared helpers: find oracles, build scratch trees, run both tools at the
+//! same path, and diff what they wrote.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn precompyle() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_precompyle"));
+    clear_python_env(&mut cmd);
+    cmd
+}
+
+/// Variables that change what either tool writes; tests set them explicitly.
+pub fn clear_python_env(cmd: &mut Command) {
+    for var in [
+        "PYTHONPYCACHEPREFIX",
+        "SOURCE_DATE_EPOCH",
+        "PYTHONOPTIMIZE",
+        "PRECOMPYLE_PYTHON",
+        "PRECOMPYLE_TIMEOUT",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// `python3` (CPython 3.11.7 on the project machines).
+pub fn python3() -> PathBuf {
+    PathBuf::from("python3")
+}
+
+/// A pyenv interpreter by minor version ("3.8"), or `None` with a message
+/// saying the test part is skipped.
+pub fn pyenv(minor: &str) -> Option<PathBuf> {
+    let root = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv/versions");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.strip_prefix(minor).is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|e| e.path().join("bin/python3"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    let python = found.pop();
+    if python.is_none() {
+        eprintln!("SKIPPED: no pyenv Python {minor} under {}", root.display());
+    }
+    python
+}
+
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("precompyle-it-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// `cp -a`, which keeps mtimes (the header stores them) and symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");
+    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `python -m compileall ARGS` in `cwd`.
+pub fn compileall(python: &Path, cwd: &Path, args: &[&OsStr]) -> Output {
+    let mut cmd = Command::new(python);
+    clear_python_env(&mut cmd);
+    cmd.current_dir(cwd).arg("-m").arg("compileall").args(args);
+    run(&mut cmd)
+}
+
+/// Every `.pyc` under `dir`, by path relative to `dir`, with its bytes.
+pub fn pycs_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_file() && path.extension() == Some(OsStr::new("pyc")) {
+            let rel = path.strip_prefix(dir).expect("under dir").to_owned();
+            found.insert(rel, std::fs::read(path).expect("read pyc"));
+        }
+    }
+    found
+}
+
+/// A readable account of how two pyc sets differ; empty when equal.
+pub fn diff_pycs(oracle: &BTreeMap<PathBuf, Vec<u8>>, ours: &BTreeMap<PathBuf, Vec<u8>>) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    let mut note = |line: String| {
+        shown += 1;
+        if shown <= 20 {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    };
+    for (path, bytes) in oracle {
+        match ours.get(path) {
+            None => note(format!("missing from precompyle: {}", path.display())),
+            Some(mine) if mine != bytes => {
+                let at = bytes
+                    .iter()
+                    .zip(mine)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(bytes.len().min(mine.len()));
+                note(format!(
+                    "bytes differ at offset {at}: {} ({} vs {} bytes)",
+                    path.display(),
+                    bytes.len(),
+                    mine.len()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in ours.keys().filter(|p| !oracle.contains_key(*p)) {
+        note(format!("only precompyle wrote: {}", path.display()));
+    }
+    if shown > 20 {
+        out.push_str(&format!("… {} differences in all\n", shown));
+    }
+    out
+}
+
+/// Both tools on identical copies of `tree` at the same path
+/// (`<work>/<tree name>`), so co_filename and mtimes agree. Returns the
+/// oracle's and precompyle's outputs and the pycs each wrote under `work`.
+pub struct Parity {
+    pub oracle: Output,
+    pub ours: Output,
+    pub oracle_pycs: BTreeMap<PathBuf, Vec<u8>>,
+    pub our_pycs: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+pub fn parity(
+    python: &Path,
+    tree: &Path,
+    work: &Path,
+    oracle_args: &[&OsStr],
+    our_args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+) -> Parity {
+    let name = tree.file_name().expect("tree has a name");
+    let reset = || {
+        for entry in std::fs::read_dir(work).expect("work dir").flatten() {
+            let p = entry.path();
+            if p.is_dir() && !p.is_symlink() {
+                let _ = make_writable_and_remove(&p);
+            } else {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        copy_tree(tree, &work.join(name));
+    };
+    reset();
+    let mut cmd = Command::new(python);
+    clear_python_env(&mut cmd);
+    cmd.current_dir(work).arg("-m").arg("compileall").args(oracle_args);
+    cmd.envs(env.iter().copied());
+    let oracle = run(&mut cmd);
+    let oracle_pycs = pycs_under(work);
+    reset();
+    let mut cmd = precompyle();
+    cmd.current_dir(work).arg("--python").arg(python).args(our_args);
+    cmd.envs(env.iter().copied());
+    let ours = run(&mut cmd);
+    let our_pycs = pycs_under(work);
+    Parity {
+        oracle,
+        ours,
+        oracle_pycs,
+        our_pycs,
+    }
+}
+
+fn make_writable_and_remove(dir: &Path) -> std::io::Result<()> {
+    let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(dir).status();
+    std::fs::remove_dir_all(dir)
+}
+
+pub fn stdout_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
