@@ -268,9 +268,10 @@ impl<'a> Runner<'a> {
         let dfile = match s.dfile.dfile_for(&runtime, runtime_arg.as_deref()) {
             Dfile::Unset => None,
             Dfile::Set(d) => Some(d),
-            Dfile::Warn(w) => {
-                *warning = Some(w);
-                None
+            // 3.13+ warns and still applies the prepend directory.
+            Dfile::Warn { warning: text, dfile } => {
+                *warning = Some(text);
+                dfile
             }
             Dfile::Error(message) => return Err(failed(ErrorKind::Dfile, message, false)),
         };
