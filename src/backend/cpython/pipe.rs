@@ -1,0 +1,155 @@
+//! Reading and writing a worker's pipes with a deadline. Our ends are
+//! non-blocking and we wait with poll(2), so a hung worker costs at most the
+//! per-file timeout and never a thread.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PipeError {
+    /// EOF on read or EPIPE on write: the worker is gone.
+    #[error("the worker closed its end of the pipe")]
+    Closed,
+    #[error("the deadline passed")]
+    TimedOut,
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+/// Only our end is changed: the child's end of a pipe is a separate open file
+/// description, so the worker keeps blocking I/O.
+pub(super) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we borrow; no memory is passed.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub(super) fn write_all<W: Write + AsFd>(
+    pipe: &mut W,
+    mut buf: &[u8],
+    deadline: Option<Instant>,
+) -> Result<(), PipeError> {
+    while !buf.is_empty() {
+        match pipe.write(buf) {
+            Ok(0) => return Err(PipeError::Closed),
+            Ok(n) => buf = &buf[n..],
+            Err(err) => match err.kind() {
+                ErrorKind::WouldBlock => wait_for(pipe.as_fd(), libc::POLLOUT, deadline)?,
+                ErrorKind::Interrupted => {}
+                ErrorKind::BrokenPipe => return Err(PipeError::Closed),
+                _ => return Err(PipeError::Io(err)),
+            },
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn read_exact<R: Read + AsFd>(
+    pipe: &mut R,
+    mut buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Result<(), PipeError> {
+    while !buf.is_empty() {
+        match pipe.read(buf) {
+            Ok(0) => return Err(PipeError::Closed),
+            Ok(n) => buf = &mut buf[n..],
+            Err(err) => match err.kind() {
+                ErrorKind::WouldBlock => wait_for(pipe.as_fd(), libc::POLLIN, deadline)?,
+                ErrorKind::Interrupted => {}
+                _ => return Err(PipeError::Io(err)),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is ready for `events` (or hung up, which the next read or
+/// write reports), or the deadline passes.
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+) -> Result<(), PipeError> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(PipeError::TimedOut);
+                }
+                // Round up so that we never spin on a sub-millisecond remainder.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pollfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+        match ready {
+            n if n > 0 => return Ok(()),
+            0 => {} // timed out: the loop re-checks the deadline
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != ErrorKind::Interrupted {
+                    return Err(PipeError::Io(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    #[test]
+    fn read_times_out_then_sees_eof() {
+        let mut child = Command::new("sleep")
+            .arg("0.3")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sleep(1) exists");
+        let mut out = child.stdout.take().unwrap();
+        set_nonblocking(out.as_fd()).unwrap();
+        let mut buf = [0u8; 4];
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(matches!(
+            read_exact(&mut out, &mut buf, Some(soon)),
+            Err(PipeError::TimedOut)
+        ));
+        assert!(matches!(
+            read_exact(&mut out, &mut buf, None),
+            Err(PipeError::Closed)
+        ));
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn write_to_exited_reader_is_closed() {
+        let mut child = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        set_nonblocking(input.as_fd()).unwrap();
+        child.wait().unwrap();
+        // More than a pipe buffer, so the write cannot succeed by buffering.
+        let big = vec![0u8; 1 << 20];
+        assert!(matches!(
+            write_all(&mut input, &big, None),
+            Err(PipeError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,444 @@
+//! Pool tests against the real interpreters: every pyenv CPython ≥ 3.8 found
+//! under ~/.pyenv/versions is an oracle (its own py_compile and compileall).
+//! Tests skip, saying so, when no interpreter is installed.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::protocol::SLEEP_FIRST;
+use super::*;
+
+/// Target interpreters on this machine, oldest first.
+fn interpreters() -> Vec<(PathBuf, (u32, u32))> {
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let root = Path::new(&home).join(".pyenv/versions");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<_> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let mut parts = name.split('.').map(str::parse::<u32>);
+            let version = (parts.next()?.ok()?, parts.next()?.ok()?);
+            let python = entry.path().join("bin/python3");
+            (version.0 == 3 && version.1 >= 8 && python.exists()).then_some((python, version))
+        })
+        .collect();
+    found.sort_by_key(|(_, version)| *version);
+    if found.is_empty() {
+        eprintln!("SKIP: no CPython >= 3.8 under {}", root.display());
+    }
+    found
+}
+
+fn start(
+    python: &Path,
+    version: (u32, u32),
+    workers: usize,
+    timeout: Option<Duration>,
+) -> CpythonPool {
+    let config = PoolConfig {
+        python: python.to_owned(),
+        workers,
+        timeout,
+        version,
+    };
+    CpythonPool::start(config).unwrap_or_else(|err| panic!("{err}"))
+}
+
+struct Case {
+    /// Where the source is written (relative to the test's temp dir).
+    disk: &'static [u8],
+    /// The job's filename (py_compile's dfile).
+    filename: &'static [u8],
+    source: Vec<u8>,
+    optimize: i64,
+}
+
+fn case(disk: &'static [u8], source: impl Into<Vec<u8>>) -> Case {
+    Case {
+        disk,
+        filename: disk,
+        source: source.into(),
+        optimize: -1,
+    }
+}
+
+const RICH: &str = "\"\"\"Module doc.\"\"\"\nimport os\n\ndef f(a, *, b=2):\n    \"f doc\"\n    assert a, 'no a'\n    return [i * b for i in range(a)] + [f'{a!r:>{b}}', 'h\\u00e9']\n\nclass C:\n    class D:\n        x: int = 1\n    async def g(self):\n        async with self as s:\n            yield s\n";
+
+/// Sources chosen to hit each row of pyc-format.md §4.5; the expected bytes and
+/// texts are not written here: each interpreter's py_compile gives them.
+fn cases() -> Vec<Case> {
+    let mut cases = vec![
+        case(b"ok.py", "x = 1\n"),
+        case(b"rich.py", RICH),
+        case(
+            b"crlf_bom.py",
+            &b"\xef\xbb\xbf# -*- coding: utf-8 -*-\r\ns = '\xc3\xa9'\r\n"[..],
+        ),
+        case(b"latin1.py", &b"# coding: latin-1\ns = '\xe9'\n"[..]),
+        case(
+            b"nested_qualname.py",
+            "class HelpFormatter:\n    class _Section:\n        pass\n",
+        ),
+        case(b"syntax.py", "def f(:\n"),
+        case(b"indent.py", "if x:\npass\n"),
+        case(b"tab.py", "if x:\n\tpass\n        pass\n"),
+        case(b"nul.py", "x = 1\0\n"),
+        case(b"enc.py", "# coding: foobar\nx = 1\n"),
+        case(b"badutf8.py", &b"x = '\xff'\n"[..]),
+        case(
+            b"bomlatin.py",
+            &b"\xef\xbb\xbf# coding: latin-1\nx = 1\n"[..],
+        ),
+        case(b"deepunary.py", "-".repeat(20_000) + "1\n"),
+        case(b"binchain.py", format!("x = {}1\n", "1+".repeat(20_000))),
+        case(
+            b"parens.py",
+            format!("x = {}{}\n", "(".repeat(201), ")".repeat(201)),
+        ),
+        case(b"marshal.py", format!("f = {}1\n", "lambda: ".repeat(1000))),
+        case(b"warn.py", "x = \"\\d\"\n"),
+        case(b"caf\xc3\xa9\xff.py", "def f(:\n"),
+    ];
+    for optimize in [0, 1, 2] {
+        cases.push(Case {
+            optimize,
+            ..case(b"rich.py", RICH)
+        });
+    }
+    for (disk, source) in [(&b"dfile_ok.py"[..], RICH), (b"dfile_bad.py", "def f(:\n")] {
+        cases.push(Case {
+            filename: b"/dest/pkg/mod.py",
+            ..case(disk, source)
+        });
+    }
+    cases
+}
+
+/// What the interpreter's own py_compile gives for each case: the pyc body,
+/// or the text compileall would print after `*** `.
+const ORACLE: &str = r#"
+import json, os, py_compile, sys
+out = []
+for i, (path, dfile, opt) in enumerate(json.load(sys.stdin)):
+    file, dfile = os.fsdecode(bytes.fromhex(path)), os.fsdecode(bytes.fromhex(dfile))
+    cfile = 'oracle-%d.pyc' % i
+    try:
+        py_compile.compile(file, cfile, dfile, doraise=True, optimize=opt)
+    except py_compile.PyCompileError as err:
+        out.append(['compile', err.msg.encode('utf-8', 'backslashreplace').decode('utf-8')])
+    except ValueError as err:  # marshal.dumps; compileall dies here
+        out.append(['marshal', '%s: %s' % (type(err).__name__, err)])
+    else:
+        with open(cfile, 'rb') as f:
+            out.append(['code', f.read()[16:].hex()])
+json.dump(out, sys.stdout)
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_cases(dir: &Path, cases: &[Case]) {
+    for case in cases {
+        std::fs::write(dir.join(OsStr::from_bytes(case.disk)), &case.source).unwrap();
+    }
+}
+
+/// Starts the oracle; [`oracle_answers`] collects its result, so that it runs
+/// while the pool works.
+fn start_oracle(python: &Path, dir: &Path, cases: &[Case]) -> std::process::Child {
+    let jobs: Vec<_> = cases
+        .iter()
+        .map(|c| serde_json::json!([hex(c.disk), hex(c.filename), c.optimize]))
+        .collect();
+    let mut child = Command::new(python)
+        .args(["-c", ORACLE])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &jobs).unwrap();
+    child
+}
+
+fn oracle_answers(child: std::process::Child) -> Vec<(String, String)> {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "the oracle failed");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn oracle(python: &Path, dir: &Path, cases: &[Case]) -> Vec<(String, String)> {
+    oracle_answers(start_oracle(python, dir, cases))
+}
+
+fn outcome(result: Result<Vec<u8>, CompileFailure>) -> (String, String) {
+    match result {
+        Ok(code) => ("code".to_owned(), hex(&code)),
+        Err(CompileFailure {
+            kind: FailureKind::Compile,
+            message,
+        }) => ("compile".to_owned(), message),
+        Err(CompileFailure {
+            kind: FailureKind::Marshal,
+            message,
+        }) => ("marshal".to_owned(), message),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+fn job(case: &Case) -> CompileJob<'_> {
+    CompileJob {
+        source: &case.source,
+        filename: case.filename,
+        optimize: case.optimize,
+    }
+}
+
+#[test]
+fn matches_py_compile_on_every_interpreter() {
+    let cases = cases();
+    // One thread per interpreter: most of the time is spent in the children.
+    std::thread::scope(|scope| {
+        for (python, version) in interpreters() {
+            let cases = &cases;
+            scope.spawn(move || check_against_py_compile(&python, version, cases));
+        }
+    });
+}
+
+fn check_against_py_compile(python: &Path, version: (u32, u32), cases: &[Case]) {
+    let dir = tempfile::tempdir().unwrap();
+    write_cases(dir.path(), cases);
+    let oracle = start_oracle(python, dir.path(), cases);
+    let pool = start(python, version, 2, None);
+    // Compile from several threads at once, as rayon will.
+    let got: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|case| scope.spawn(|| outcome(pool.compile(job(case)))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let expected = oracle_answers(oracle);
+    for ((case, want), got) in cases.iter().zip(&expected).zip(&got) {
+        let name = String::from_utf8_lossy(case.disk);
+        assert_eq!(got, want, "{version:?} {name} optimize={}", case.optimize);
+    }
+}
+
+/// The texts must be exactly what `python -m compileall` prints after `*** `.
+#[test]
+fn messages_match_compileall_stdout() {
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.filename == c.disk && c.disk != b"marshal.py")
+        .collect();
+    for (python, version) in interpreters() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cases(dir.path(), &cases);
+        let output = Command::new(&python)
+            .args(["-m", "compileall"])
+            .args(cases.iter().map(|c| OsStr::from_bytes(c.disk)))
+            .current_dir(dir.path())
+            .env("PYTHONIOENCODING", "utf-8")
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let pool = start(&python, version, 1, None);
+        let mut failures = 0;
+        for case in &cases {
+            if let Err(failure) = pool.compile(job(case)) {
+                failures += 1;
+                let printed = format!("*** {}\n", failure.message);
+                assert!(
+                    stdout.contains(&printed),
+                    "{version:?}: {printed:?} not in\n{stdout}"
+                );
+            }
+        }
+        assert_eq!(
+            stdout.matches("*** ").count(),
+            failures,
+            "{version:?}\n{stdout}"
+        );
+    }
+}
+
+fn newest() -> Option<(PathBuf, (u32, u32))> {
+    interpreters().pop()
+}
+
+fn idle_python_pids(pool: &CpythonPool) -> Vec<u32> {
+    pool.lock_idle()
+        .iter()
+        .flatten()
+        .map(Worker::python_pid)
+        .collect()
+}
+
+fn is_gone(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence; a zombie still "exists".
+    unsafe { libc::kill(pid as libc::pid_t, 0) != 0 }
+}
+
+#[test]
+fn killed_worker_fails_one_file_and_is_replaced() {
+    let Some((python, version)) = newest() else {
+        return;
+    };
+    let pool = start(&python, version, 1, None);
+    let pid = idle_python_pids(&pool)[0];
+    let slow = CompileJob {
+        source: b"x = 1\n",
+        filename: b"5",
+        optimize: -1,
+    };
+    let failure = std::thread::scope(|scope| {
+        let compiling = scope.spawn(|| pool.compile_job(&slow, SLEEP_FIRST));
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: plain kill(2) of the worker this test started.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+        compiling.join().unwrap().unwrap_err()
+    });
+    assert_eq!(failure.kind, FailureKind::WorkerCrashed);
+    assert!(
+        failure.message.contains("signal 9 (SIGKILL)"),
+        "{}",
+        failure.message
+    );
+    assert!(is_gone(pid), "the dead worker was not reaped");
+    // The next file gets a fresh worker.
+    let ok = CompileJob {
+        filename: b"ok.py",
+        ..slow
+    };
+    assert!(pool.compile(ok).is_ok());
+    assert_ne!(idle_python_pids(&pool), [pid]);
+}
+
+#[test]
+fn slow_file_times_out_and_worker_is_replaced() {
+    let Some((python, version)) = newest() else {
+        return;
+    };
+    let pool = start(&python, version, 1, Some(Duration::from_millis(300)));
+    let pid = idle_python_pids(&pool)[0];
+    let slow = CompileJob {
+        source: b"x = 1\n",
+        filename: b"30",
+        optimize: -1,
+    };
+    let started = Instant::now();
+    let failure = pool.compile_job(&slow, SLEEP_FIRST).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(failure.kind, FailureKind::Timeout);
+    assert!(failure.message.contains("0.3s"), "{}", failure.message);
+    assert!(is_gone(pid), "the timed-out worker was not reaped");
+    // A file that takes less than the limit still works, in a new worker.
+    let quick = CompileJob {
+        filename: b"0.05",
+        ..slow
+    };
+    assert!(pool.compile_job(&quick, SLEEP_FIRST).is_ok());
+}
+
+#[test]
+fn drop_reaps_every_worker() {
+    let Some((python, version)) = newest() else {
+        return;
+    };
+    let pool = start(&python, version, 3, None);
+    let pids = idle_python_pids(&pool);
+    assert_eq!(pids.len(), 3);
+    drop(pool);
+    for pid in pids {
+        assert!(is_gone(pid), "worker {pid} is still there (zombie?)");
+    }
+}
+
+/// A `python` wrapper that sets the environment the way a user might: the
+/// worker must honour PYTHONOPTIMIZE (so no -E/-I) and survive a
+/// sitecustomize that prints to stdout before the worker script runs.
+#[test]
+fn honours_environment_and_survives_startup_prints() {
+    let Some((python, version)) = newest() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        site.join("sitecustomize.py"),
+        "print('noise from sitecustomize')\n",
+    )
+    .unwrap();
+    let wrapper = dir.path().join("python");
+    let script = format!(
+        "#!/bin/sh\nPYTHONPATH='{}' PYTHONOPTIMIZE=2 PYTHONUNBUFFERED=1 exec '{}' \"$@\"\n",
+        site.display(),
+        python.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let rich = case(b"rich.py", RICH);
+    write_cases(dir.path(), std::slice::from_ref(&rich));
+    let as_level_2 = Case {
+        optimize: 2,
+        ..case(b"rich.py", RICH)
+    };
+    let expected = oracle(&python, dir.path(), &[as_level_2]);
+    let pool = start(&wrapper, version, 1, None);
+    assert_eq!(outcome(pool.compile(job(&rich))), expected[0]);
+}
+
+#[test]
+fn wrong_version_fails_the_handshake() {
+    let Some((python, (major, minor))) = newest() else {
+        return;
+    };
+    let config = PoolConfig {
+        python: python.clone(),
+        workers: 1,
+        timeout: None,
+        version: (major, minor + 1),
+    };
+    let err = CpythonPool::start(config)
+        .err()
+        .expect("version mismatch accepted");
+    assert!(matches!(err, PoolError::Handshake { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("expected {major}.{}", minor + 1)),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_a_python_fails_the_handshake() {
+    let config = PoolConfig {
+        python: PathBuf::from("false"),
+        workers: 2,
+        timeout: None,
+        version: (3, 11),
+    };
+    let err = CpythonPool::start(config)
+        .err()
+        .expect("`false` accepted as python");
+    assert!(err.to_string().contains("exited with status 1"), "{err}");
+}
