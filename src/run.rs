@@ -458,7 +458,7 @@ impl<'a> Runner<'a> {
     fn backend(&self) -> Result<&CpythonPool, FileResult> {
         let started = self.backend.get_or_init(|| {
             CpythonPool::start(PoolConfig {
-                python: self.target.python.clone(),
+                python: self.target.executable.clone(),
                 workers: self.settings.workers,
                 timeout: self.settings.timeout,
                 version: self.target.minor_version(),

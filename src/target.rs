@@ -48,6 +48,9 @@ pub struct Target {
     pub hash_algo: HashAlgo,
     /// The interpreter as given (`--python`).
     pub python: PathBuf,
+    /// `sys.executable`: what the workers run, so a launcher in front of the
+    /// interpreter (a pyenv shim costs ~0.5 s a start) runs only once.
+    pub executable: PathBuf,
 }
 
 fn hex<S: serde::Serializer>(magic: &[u8; 4], s: S) -> Result<S::Ok, S::Error> {
@@ -80,6 +83,7 @@ struct ProbeAnswer {
     recursion_limit: i64,
     sys_path: Vec<String>,
     hash_probe: String,
+    executable: String,
 }
 
 impl Target {
@@ -137,6 +141,10 @@ impl Target {
             sys_path_tail,
             hash_algo,
             python: python.to_owned(),
+            executable: unhex(&answer.executable)
+                .map(|b| PathBuf::from(OsString::from_vec(b)))
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| python.to_owned()),
         })
     }
 
