@@ -4,4 +4,5 @@
 
 mod support;
 
+mod edge;
 mod parity;
