@@ -35,10 +35,7 @@ pub enum Dfile {
     /// 3.13+: stripdir was not a prefix. compileall prints `warning` on stdout
     /// (when quiet < 2), ignores stripdir, and still applies prependdir:
     /// `dfile` is the result (`None`: co_filename is the path as given).
-    Warn {
-        warning: String,
-        dfile: Option<Vec<u8>>,
-    },
+    Warn { warning: String, dfile: Option<Vec<u8>> },
     /// Stripping removed every component: compileall dies with a TypeError.
     /// Carries the message to report ([`EMPTY_JOIN_ERROR`]).
     Error(String),
@@ -112,9 +109,7 @@ impl DfileRules {
         if self.version >= (3, 13) {
             let n = strip_parts.len();
             return match full_parts.get(..n) {
-                Some(head) if head == strip_parts.as_slice() => {
-                    Stripped::Parts(full_parts[n..].to_vec())
-                }
+                Some(head) if head == strip_parts.as_slice() => Stripped::Parts(full_parts[n..].to_vec()),
                 _ => Stripped::NotPrefix,
             };
         }
@@ -159,10 +154,7 @@ fn basename(path: &[u8]) -> &[u8] {
 /// `os.path.join(*parts)`; `None` for no parts (Python's TypeError).
 fn join_parts(parts: &[&[u8]]) -> Option<Vec<u8>> {
     let (first, rest) = parts.split_first()?;
-    Some(
-        rest.iter()
-            .fold(first.to_vec(), |acc, part| path_join(&acc, part)),
-    )
+    Some(rest.iter().fold(first.to_vec(), |acc, part| path_join(&acc, part)))
 }
 
 /// POSIX `os.path.join(a, b)`: an absolute `b` replaces `a`; a `/` is added
@@ -186,12 +178,7 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
-    fn rules(
-        version: (u32, u32),
-        ddir: Option<&str>,
-        strip: Option<&[u8]>,
-        prepend: Option<&str>,
-    ) -> DfileRules {
+    fn rules(version: (u32, u32), ddir: Option<&str>, strip: Option<&[u8]>, prepend: Option<&str>) -> DfileRules {
         DfileRules {
             ddir: ddir.map(|d| d.as_bytes().to_vec()),
             stripdir: strip.map(<[u8]>::to_vec),
@@ -261,17 +248,14 @@ mod tests {
 
     fn cases(abs: &[u8]) -> Vec<Case> {
         let a = |p: &str| [abs, p.as_bytes()].concat();
-        let case = |dir: bool,
-                    path: Vec<u8>,
-                    ddir: Option<Vec<u8>>,
-                    strip: Option<Vec<u8>>,
-                    prepend: Option<Vec<u8>>| Case {
-            dir,
-            path,
-            ddir,
-            strip,
-            prepend,
-        };
+        let case =
+            |dir: bool, path: Vec<u8>, ddir: Option<Vec<u8>>, strip: Option<Vec<u8>>, prepend: Option<Vec<u8>>| Case {
+                dir,
+                path,
+                ddir,
+                strip,
+                prepend,
+            };
         let b = |s: &str| Some(s.as_bytes().to_vec());
         let p = |s: &str| s.as_bytes().to_vec();
         vec![
@@ -304,13 +288,7 @@ mod tests {
             case(false, p("t/a.py"), None, b("t/a.py"), None),
             case(false, p("a/b/a/c.py"), None, b("a/b/a/c.py"), b("/p")),
             case(false, p("t/a.py"), None, b("it's"), None),
-            case(
-                false,
-                b"t/bad\xff.py".to_vec(),
-                None,
-                b("/nomatch"),
-                b("/opt"),
-            ),
+            case(false, b"t/bad\xff.py".to_vec(), None, b("/nomatch"), b("/opt")),
             case(false, p("t/q'x\".py"), None, b("t/q'x\".py/"), None),
         ]
     }
@@ -361,17 +339,12 @@ print('\n'.join(out))
 "#;
 
     fn encode_opt(value: &Option<Vec<u8>>) -> String {
-        value
-            .as_ref()
-            .map_or("-".to_owned(), |v| format!("h{}", hex(v)))
+        value.as_ref().map_or("-".to_owned(), |v| format!("h{}", hex(v)))
     }
 
     /// Our outcome in the oracle's format.
     fn as_oracle(dfile: &Dfile) -> Vec<String> {
-        let dfile_word = |d: &Option<Vec<u8>>| {
-            d.as_ref()
-                .map_or("U".to_owned(), |d| format!("S {}", hex(d)))
-        };
+        let dfile_word = |d: &Option<Vec<u8>>| d.as_ref().map_or("U".to_owned(), |d| format!("S {}", hex(d)));
         match dfile {
             Dfile::Unset => vec!["U".to_owned()],
             Dfile::Set(d) => vec![format!("S {}", hex(d))],
@@ -423,11 +396,7 @@ print('\n'.join(out))
                 let mut words = line.split(' ');
                 assert_eq!(words.next(), Some("F"));
                 let fullname = unhex(words.next().unwrap());
-                let theirs: Vec<String> = words
-                    .collect::<Vec<_>>()
-                    .chunks(2)
-                    .map(|w| w.join(" "))
-                    .collect();
+                let theirs: Vec<String> = words.collect::<Vec<_>>().chunks(2).map(|w| w.join(" ")).collect();
                 let ours = as_oracle(&rules.dfile_for(&fullname, dir_arg));
                 assert_eq!(
                     ours,
@@ -439,10 +408,7 @@ print('\n'.join(out))
                 checked += 1;
             }
         }
-        assert!(
-            checked > cases.len(),
-            "{version}: too few files checked ({checked})"
-        );
+        assert!(checked > cases.len(), "{version}: too few files checked ({checked})");
     }
 
     #[test]

@@ -94,12 +94,7 @@ fn open_level(dir: Vec<u8>, maxlevels: i64, events: &mut Vec<Event>) -> Level {
     level_from(dir, maxlevels, listing, events)
 }
 
-fn level_from(
-    dir: Vec<u8>,
-    maxlevels: i64,
-    listing: std::io::Result<Vec<Entry>>,
-    events: &mut Vec<Event>,
-) -> Level {
+fn level_from(dir: Vec<u8>, maxlevels: i64, listing: std::io::Result<Vec<Entry>>, events: &mut Vec<Event>) -> Level {
     let entries = listing.unwrap_or_else(|_| {
         events.push(Event::CantList(to_path(&dir)));
         Vec::new()
@@ -241,12 +236,7 @@ mod tests {
                 fd = next;
             }
             let file = CString::new("leaf.py").unwrap();
-            libc::close(libc::openat(
-                fd,
-                file.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY,
-                0o644,
-            ));
+            libc::close(libc::openat(fd, file.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644));
             libc::close(fd);
         }
     }
@@ -258,14 +248,8 @@ mod tests {
         events
             .iter()
             .map(|event| match event {
-                Event::Listing(d) => format!(
-                    "P {}",
-                    hex(format!("Listing {}...", repr_path(&bytes(d))).as_bytes())
-                ),
-                Event::CantList(d) => format!(
-                    "P {}",
-                    hex(format!("Can't list {}", repr_path(&bytes(d))).as_bytes())
-                ),
+                Event::Listing(d) => format!("P {}", hex(format!("Listing {}...", repr_path(&bytes(d))).as_bytes())),
+                Event::CantList(d) => format!("P {}", hex(format!("Can't list {}", repr_path(&bytes(d))).as_bytes())),
                 Event::File(f) => format!("F {}", hex(&bytes(f))),
             })
             .collect()
@@ -355,10 +339,7 @@ print('\n'.join(out))
         walk_dir(Path::new(""), 5, &mut events);
         assert_eq!(
             events,
-            [
-                Event::Listing(PathBuf::new()),
-                Event::CantList(PathBuf::new())
-            ]
+            [Event::Listing(PathBuf::new()), Event::CantList(PathBuf::new())]
         );
     }
 
@@ -397,13 +378,7 @@ print('\n'.join(out))
             .unwrap()
             .join()
             .unwrap();
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| matches!(e, Event::Listing(_)))
-                .count(),
-            depth
-        );
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Listing(_))).count(), depth);
         let last = tmp.path().join(OsStr::from_bytes(&rel)).join("a.py");
         assert_eq!(events.last(), Some(&Event::File(last)));
     }

@@ -319,9 +319,7 @@ for line in sys.stdin:
     print(os.getcwdb().hex(), out)
 "#;
 
-    const ORACLE_VERSIONS: &[&str] = &[
-        "3.7.16", "3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0",
-    ];
+    const ORACLE_VERSIONS: &[&str] = &["3.7.16", "3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"];
 
     #[rustfmt::skip]
     const ORACLE_SOURCES: &[&[u8]] = &[
@@ -353,15 +351,10 @@ for line in sys.stdin:
     /// Pyenv interpreters, plus any listed in `PRECOMPYLE_TEST_PYTHONS`
     /// (colon-separated), each run as `PY -I -B -c SCRIPT`.
     fn oracle_interpreters() -> Vec<PathBuf> {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         let mut found = Vec::new();
         for version in ORACLE_VERSIONS {
-            let python = home
-                .join(".pyenv/versions")
-                .join(version)
-                .join("bin/python3");
+            let python = home.join(".pyenv/versions").join(version).join("bin/python3");
             if python.is_file() {
                 found.push(python);
             } else {
@@ -428,12 +421,7 @@ for line in sys.stdin:
             .stderr(Stdio::inherit())
             .output()
             .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
-        assert!(
-            output.status.success(),
-            "{}: {}",
-            python.display(),
-            output.status
-        );
+        assert!(output.status.success(), "{}: {}", python.display(), output.status);
         let stdout = String::from_utf8(output.stdout).unwrap();
         let mut lines = stdout.lines();
         let header: Vec<&str> = lines.next().expect("no header").split(' ').collect();
@@ -498,11 +486,7 @@ for line in sys.stdin:
             .collect();
         let cases = oracle_cases(&cwds);
         let input = tmp.path().join("cases.txt");
-        fs_err::write(
-            &input,
-            cases.iter().map(OracleCase::line).collect::<String>(),
-        )
-        .unwrap();
+        fs_err::write(&input, cases.iter().map(OracleCase::line).collect::<String>()).unwrap();
 
         let mut all = Vec::new();
         for python in oracle_interpreters() {
@@ -510,11 +494,6 @@ for line in sys.stdin:
             assert_eq!(run.answers.len(), cases.len(), "{}", python.display());
             all.extend(mismatches(&python, &run, &cases));
         }
-        assert!(
-            all.is_empty(),
-            "{} mismatches:\n{}",
-            all.len(),
-            all.join("\n")
-        );
+        assert!(all.is_empty(), "{} mismatches:\n{}", all.len(), all.join("\n"));
     }
 }

@@ -147,10 +147,7 @@ pub fn compare_header(existing: &[u8], expected: &[u8; 16]) -> Result<(), Stalen
 pub fn read_header(pyc: &Path) -> io::Result<Vec<u8>> {
     // O_NONBLOCK so that a FIFO at the pyc path reads as empty instead of
     // hanging (compileall itself blocks there forever).
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(pyc)?;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(pyc)?;
     let mut bytes = Vec::with_capacity(16);
     file.take(16).read_to_end(&mut bytes)?;
     Ok(bytes)
@@ -162,9 +159,7 @@ pub fn read_header(pyc: &Path) -> io::Result<Vec<u8>> {
 pub fn check_fresh(pyc: &Path, expected: &[u8; 16]) -> Result<(), Staleness> {
     match read_header(pyc) {
         Ok(bytes) => compare_header(&bytes, expected),
-        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            Err(Staleness::Missing)
-        }
+        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Err(Staleness::Missing),
         Err(_) => Err(Staleness::Unreadable),
     }
 }
@@ -284,12 +279,7 @@ fn bytes_path(bytes: &[u8]) -> PathBuf {
 /// directory created with O_EXCL and mode `(source_mode | 0o200) & 0o666`
 /// (0o666 if unknown; the kernel applies the umask), then `rename`. On any
 /// error the temp file is removed. Parent directories must exist.
-pub fn write_atomic(
-    cfile: &Path,
-    header: &[u8; 16],
-    body: &[u8],
-    source_mode: Option<u32>,
-) -> Result<(), WriteError> {
+pub fn write_atomic(cfile: &Path, header: &[u8; 16], body: &[u8], source_mode: Option<u32>) -> Result<(), WriteError> {
     // importlib's _calc_mode adds owner-write; _write_atomic masks with 0o666.
     let mode = source_mode.map_or(0o666, |m| (m | 0o200) & 0o666);
     let (tmp, file) = create_temp(cfile, mode)?;
@@ -324,12 +314,7 @@ fn create_temp(cfile: &Path, mode: u32) -> Result<(PathBuf, File), WriteError> {
         let mut name = cfile.as_os_str().to_owned();
         name.push(format!(".{pid:07}{count:08}"));
         let tmp = PathBuf::from(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
+        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             // A leftover from a crashed run (or anything else) holds this
             // name: take another rather than fail where Python's random id

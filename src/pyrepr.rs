@@ -11,8 +11,7 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::io;
-
-use unicode_general_category::{GeneralCategory, get_general_category};
+use std::sync::atomic::{self, AtomicU32};
 
 /// `repr(os.fsdecode(path))` as CPython prints it, e.g. `'t/a.py'`,
 /// `"it's.py"`, `'bad\udcffname.py'`.
@@ -54,21 +53,43 @@ fn push_repr_char(out: &mut String, cp: u32, quote: char) {
     }
 }
 
+/// The target's minor version, which decides its Unicode database (3.9/3.10:
+/// 13.0, 3.11: 14.0, 3.12: 15.0, 3.13: 15.1, 3.14: 16.0). Set once at start.
+static TARGET_MINOR: AtomicU32 = AtomicU32::new(11);
+
+/// Show paths as the target interpreter `(major, minor)` would.
+pub fn set_target_version(version: (u32, u32)) {
+    TARGET_MINOR.store(version.1, atomic::Ordering::Relaxed);
+}
+
 /// `str.isprintable()` for one non-ASCII character: not "Other" (Cc, Cf, Cs,
-/// Co, Cn) and not a separator (Zs, Zl, Zp).
+/// Co, Cn) and not a separator (Zs, Zl, Zp), in the target's Unicode version.
+/// 3.8 (Unicode 12.1) uses the 13.0 table.
 fn is_printable(ch: char) -> bool {
-    use GeneralCategory as G;
-    !matches!(
-        get_general_category(ch),
-        G::Control
-            | G::Format
-            | G::Surrogate
-            | G::PrivateUse
-            | G::Unassigned
-            | G::SpaceSeparator
-            | G::LineSeparator
-            | G::ParagraphSeparator
-    )
+    macro_rules! printable_in {
+        ($ucd:ident) => {{
+            use $ucd::GeneralCategory as G;
+            !matches!(
+                $ucd::get_general_category(ch),
+                G::Control
+                    | G::Format
+                    | G::Surrogate
+                    | G::PrivateUse
+                    | G::Unassigned
+                    | G::SpaceSeparator
+                    | G::LineSeparator
+                    | G::ParagraphSeparator
+            )
+        }};
+    }
+    match TARGET_MINOR.load(atomic::Ordering::Relaxed) {
+        ..=10 => printable_in!(ucd13),
+        11 => printable_in!(ucd14),
+        12 => printable_in!(ucd15),
+        // Unicode 15.1 added CJK Extension I and a few symbols, all printable.
+        13 => printable_in!(ucd15) || matches!(ch, '\u{2EBF0}'..='\u{2EE5D}' | '\u{2FFC}'..='\u{2FFF}' | '\u{31EF}'),
+        _ => printable_in!(ucd16),
+    }
 }
 
 /// Python `str` ordering of two file names decoded with surrogateescape
@@ -146,11 +167,7 @@ pub fn os_error_text(err: &io::Error, filename: Option<&[u8]>, filename2: Option
     let Some(errno) = err.raw_os_error() else {
         return format!("OSError: {err}");
     };
-    let mut text = format!(
-        "{}: [Errno {errno}] {}",
-        os_error_class(errno),
-        strerror(errno)
-    );
+    let mut text = format!("{}: [Errno {errno}] {}", os_error_class(errno), strerror(errno));
     // OSError.__str__ shows filename2 only alongside filename.
     if let Some(name) = filename {
         write!(text, ": {}", repr_path(name)).unwrap();
@@ -212,8 +229,7 @@ pub(crate) mod oracle {
                 .map(|e| e.path())
                 .find(|p| {
                     let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                    name.strip_prefix(version)
-                        .is_some_and(|rest| rest.starts_with('.'))
+                    name.strip_prefix(version).is_some_and(|rest| rest.starts_with('.'))
                 })
                 .map(|p| p.join("bin/python3"))
                 .filter(|exe| exe.exists())
@@ -225,12 +241,7 @@ pub(crate) mod oracle {
     }
 
     /// Run `script` with `stdin`, in `cwd`, and return stdout (panics on failure).
-    pub(crate) fn run(
-        exe: &std::path::Path,
-        cwd: &std::path::Path,
-        script: &str,
-        stdin: &str,
-    ) -> String {
+    pub(crate) fn run(exe: &std::path::Path, cwd: &std::path::Path, script: &str, stdin: &str) -> String {
         let mut child = Command::new(exe)
             .args(["-I", "-c", script])
             .current_dir(cwd)
@@ -240,12 +251,7 @@ pub(crate) mod oracle {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn python");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -375,10 +381,7 @@ print(' '.join(map(str, order)))
         }
         let mut ours: Vec<usize> = (0..inputs.len()).collect();
         ours.sort_by(|&i, &j| str_order(&inputs[i], &inputs[j]).then(i.cmp(&j)));
-        let theirs: Vec<usize> = lines[inputs.len()]
-            .split(' ')
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let theirs: Vec<usize> = lines[inputs.len()].split(' ').map(|n| n.parse().unwrap()).collect();
         assert_eq!(ours, theirs);
     }
 
@@ -402,12 +405,7 @@ sys.stdout.write(''.join('1' if chr(c).isprintable() else '0' for c in range(0x8
     }
 
     /// errno, filename, filename2, expected text.
-    type ErrnoCase = (
-        i32,
-        Option<&'static [u8]>,
-        Option<&'static [u8]>,
-        &'static str,
-    );
+    type ErrnoCase = (i32, Option<&'static [u8]>, Option<&'static [u8]>, &'static str);
 
     #[test]
     fn os_error_text_table() {
@@ -425,12 +423,7 @@ sys.stdout.write(''.join('1' if chr(c).isprintable() else '0' for c in range(0x8
                 Some(b"t/a.pyc"),
                 "FileNotFoundError: [Errno 2] No such file or directory: 't/a.pyc' -> 't/a.pyc'",
             ),
-            (
-                20,
-                None,
-                None,
-                "NotADirectoryError: [Errno 20] Not a directory",
-            ),
+            (20, None, None, "NotADirectoryError: [Errno 20] Not a directory"),
             (
                 28,
                 Some(b"bad\xff"),
@@ -445,10 +438,7 @@ sys.stdout.write(''.join('1' if chr(c).isprintable() else '0' for c in range(0x8
             ),
         ];
         for &(errno, f1, f2, expected) in cases {
-            assert_eq!(
-                os_error_text(&io::Error::from_raw_os_error(errno), f1, f2),
-                expected
-            );
+            assert_eq!(os_error_text(&io::Error::from_raw_os_error(errno), f1, f2), expected);
         }
         let custom = io::Error::other("os.write() didn't write the full pyc file");
         assert_eq!(
@@ -474,11 +464,7 @@ for e in range(0, 200):
                 continue; // Python's OSError(0, …) is not an OS error; ours never has errno 0.
             }
             let err = io::Error::from_raw_os_error(errno);
-            assert_eq!(
-                os_error_text(&err, Some(b"f"), Some(b"g")),
-                expected,
-                "errno {errno}"
-            );
+            assert_eq!(os_error_text(&err, Some(b"f"), Some(b"g")), expected, "errno {errno}");
         }
     }
 }

@@ -45,10 +45,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::pyrepr::set_target_version(target.minor_version());
     let flist = cli.flist.clone();
     let file_list = match flist.as_deref().map(read_file_list).transpose() {
         Ok(list) => list.unwrap_or_default(),
-        Err(()) => {
+        Err(FileListError::NotUtf8) => {
+            // compileall dies with UnicodeDecodeError here, compiling nothing.
+            let list = flist.as_deref().unwrap_or_default();
+            fatal(&format!("the file list {} is not UTF-8", list.to_string_lossy()));
+            return ExitCode::from(1);
+        }
+        Err(FileListError::Unreadable) => {
             let s = settings_or_exit(cli, &env, &target, Vec::new());
             let Ok(settings) = s else {
                 return ExitCode::from(2);
@@ -81,24 +88,55 @@ fn printer_for(s: &Settings) -> Printer {
     Printer::new(s.quiet, s.format, s.check, s.progress, s.color)
 }
 
-/// compileall's `-i`: each line stripped of surrounding whitespace; an empty
-/// line stays as the argument `''`.
-fn read_file_list(list: &std::ffi::OsStr) -> Result<Vec<PathBuf>, ()> {
+/// Why the `-i` list gave no paths.
+enum FileListError {
+    /// compileall prints `Error reading file list FILE` and exits 1.
+    Unreadable,
+    /// compileall (3.10+) dies with UnicodeDecodeError and exits 1.
+    NotUtf8,
+}
+
+/// compileall's `-i`: the list is read as UTF-8 text with universal
+/// newlines, and each line stripped of whitespace as `str.strip()` strips it;
+/// an empty line stays as the argument `''`.
+fn read_file_list(list: &std::ffi::OsStr) -> Result<Vec<PathBuf>, FileListError> {
     let mut data = Vec::new();
     let read = if list == "-" {
         std::io::stdin().lock().read_to_end(&mut data)
     } else {
         std::fs::File::open(list).and_then(|mut f| f.read_to_end(&mut data))
     };
-    read.map_err(|_| ())?;
-    if data.is_empty() {
-        return Ok(Vec::new());
-    }
-    let data = data.strip_suffix(b"\n").unwrap_or(&data);
-    Ok(data
-        .split(|&b| b == b'\n')
-        .map(|line| PathBuf::from(OsString::from_vec(line.trim_ascii().to_vec())))
+    read.map_err(|_| FileListError::Unreadable)?;
+    let text = std::str::from_utf8(&data).map_err(|_| FileListError::NotUtf8)?;
+    Ok(python_text_lines(text)
+        .map(|l| PathBuf::from(l.trim_matches(is_python_space)))
         .collect())
+}
+
+/// Lines as Python's text-mode iteration yields them: `\r\n`, `\r` and `\n`
+/// all end a line.
+fn python_text_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\r', '\n']).map_or(rest.len(), |i| i);
+        let line = &rest[..end];
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            usize::from(end < rest.len())
+        };
+        rest = &rest[end + skip..];
+        Some(line)
+    })
+}
+
+/// `str.isspace()`: Unicode White_Space plus the ASCII separators
+/// U+001C..U+001F that Python also counts.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// One thing to report, in compileall's order.
@@ -189,13 +227,19 @@ impl<'a> Runner<'a> {
     fn process(&self, items: &[Item], args: &[PathBuf], printer: &mut Printer) -> bool {
         let files = items.iter().filter(|i| matches!(i, Item::File { .. })).count();
         printer.add_to_total(files as u64);
+        let repeats = if args.len() > 1 {
+            self.repeated_pycs(items)
+        } else {
+            vec![None; items.len()]
+        };
+        let done = Completion::new(items.len());
         let next_claim = AtomicUsize::new(0);
         let (tx, rx) = mpsc::channel::<(usize, FileReport)>();
         let mut ok = true;
         std::thread::scope(|scope| {
             for _ in 0..self.threads.min(files.max(1)) {
                 let tx = tx.clone();
-                let next_claim = &next_claim;
+                let (next_claim, done, repeats) = (&next_claim, &done, &repeats);
                 scope.spawn(move || {
                     loop {
                         if INTERRUPTED.load(Ordering::Relaxed) {
@@ -203,11 +247,20 @@ impl<'a> Runner<'a> {
                         }
                         let i = next_claim.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
-                        if let Item::File { path, dir_arg } = item {
-                            let dir_arg = dir_arg.map(|a| args[a].as_path());
-                            if tx.send((i, self.process_file(path, dir_arg))).is_err() {
-                                break;
-                            }
+                        let Item::File { path, dir_arg } = item else { continue };
+                        let report = match repeats[i] {
+                            // compileall meets this pyc a second time, finds it
+                            // fresh and says nothing, unless the first attempt failed.
+                            Some(first) if done.wait_succeeded(first) => FileReport {
+                                path: path.as_os_str().as_bytes().to_vec(),
+                                warning: None,
+                                result: FileResult::Fresh,
+                            },
+                            _ => self.process_file(path, dir_arg.map(|a| args[a].as_path())),
+                        };
+                        done.finish(i, !matches!(report.result, FileResult::Failed { .. }));
+                        if tx.send((i, report)).is_err() {
+                            break;
                         }
                     }
                 });
@@ -238,6 +291,65 @@ impl<'a> Runner<'a> {
             }
         });
         ok
+    }
+
+    /// For each file item, the earlier item that writes the same pyc file
+    /// (the same path spelled `t/a.py` and `./t/a.py`, or reached through a
+    /// symlinked directory). Only several arguments can produce these.
+    fn repeated_pycs(&self, items: &[Item]) -> Vec<Option<usize>> {
+        let mut first: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+        let mut physical_dirs: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+        let level = self.settings.opt_levels[0];
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let Item::File { path, .. } = item else { return None };
+                let runtime = self.runtime_path(path).ok()?;
+                let pyc = self.pyc_path(&runtime, level).ok()?;
+                let key = self.physical_pyc(&pyc, &mut physical_dirs);
+                match first.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(i);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The pyc's location with symlinked directories resolved where they
+    /// exist on disk, and `.`/`..`/`//` folded.
+    fn physical_pyc(&self, pyc: &Path, cache: &mut std::collections::HashMap<PathBuf, PathBuf>) -> PathBuf {
+        let abs = lexical_absolute(pyc, &self.settings.cwd);
+        let (Some(dir), Some(name)) = (pyc.parent(), pyc.file_name()) else {
+            return abs;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let source_dir = if self.settings.prefix.is_none() && !self.settings.legacy {
+            dir.parent()
+        } else {
+            Some(dir)
+        };
+        let Some(source_dir) = source_dir else { return abs };
+        let source_dir = if source_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            source_dir
+        };
+        let physical = cache
+            .entry(source_dir.to_owned())
+            .or_insert_with(|| {
+                std::fs::canonicalize(source_dir).unwrap_or_else(|_| lexical_absolute(source_dir, &self.settings.cwd))
+            })
+            .clone();
+        let rest = dir.strip_prefix(source_dir).unwrap_or(Path::new(""));
+        physical.join(rest).join(name)
     }
 
     fn process_file(&self, fullname: &Path, dir_arg: Option<&Path>) -> FileReport {
@@ -468,6 +580,47 @@ impl<'a> Runner<'a> {
         started
             .as_ref()
             .map_err(|e| failed(ErrorKind::WorkerCrashed, e.clone(), true))
+    }
+}
+
+/// Which items are finished and whether they succeeded, for items that must
+/// wait for an earlier one.
+struct Completion {
+    state: Vec<std::sync::atomic::AtomicU8>,
+    lock: std::sync::Mutex<()>,
+    changed: std::sync::Condvar,
+}
+
+impl Completion {
+    const PENDING: u8 = 0;
+    const SUCCEEDED: u8 = 1;
+
+    fn new(len: usize) -> Completion {
+        Completion {
+            state: (0..len)
+                .map(|_| std::sync::atomic::AtomicU8::new(Self::PENDING))
+                .collect(),
+            lock: std::sync::Mutex::new(()),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn finish(&self, i: usize, succeeded: bool) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.state[i].store(if succeeded { Self::SUCCEEDED } else { 2 }, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Block until item `i` is finished (it was claimed earlier, so it is
+    /// being worked on) and say whether it succeeded.
+    fn wait_succeeded(&self, i: usize) -> bool {
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match self.state[i].load(Ordering::SeqCst) {
+                Self::PENDING => guard = self.changed.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                state => return state == Self::SUCCEEDED,
+            }
+        }
     }
 }
 

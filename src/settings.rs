@@ -117,7 +117,7 @@ impl Settings {
             .as_deref()
             .filter(|p| !p.is_empty())
             .map(|p| {
-                fancy_regex::Regex::new(p).map_err(|e| SettingsError::Regex {
+                fancy_regex::Regex::new(&python_pattern(p)).map_err(|e| SettingsError::Regex {
                     pattern: p.to_owned(),
                     source: Box::new(e),
                 })
@@ -276,4 +276,96 @@ pub fn lexical_absolute(path: &Path, base: &Path) -> PathBuf {
         out.push(b'/');
     }
     PathBuf::from(OsString::from_vec(out))
+}
+
+/// Rewrite a Python `re` pattern where the regex crate's syntax differs:
+/// inside a character class Python treats `[`, `&&`, `--` and `~~` as plain
+/// characters (so `[[:alpha:]]` is a class of `[:alph` then `]`), and `\Z`
+/// is the end of the string.
+fn python_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // Python: a `]` first in a class (after `[` or `[^`) is literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let next = chars.next();
+                match next {
+                    Some('Z') if !in_class => out.push_str("\\z"),
+                    Some(n) => {
+                        out.push('\\');
+                        out.push(n);
+                    }
+                    None => out.push('\\'),
+                }
+                class_start = false;
+                continue;
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next().unwrap_or('^'));
+                }
+                class_start = true;
+                continue;
+            }
+            ']' if in_class && class_start => out.push_str("\\]"),
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' if in_class && chars.peek() == Some(&'-') => out.push('-'),
+            _ => out.push(c),
+        }
+        class_start = false;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_pattern;
+
+    /// Each pattern's meaning was checked with Python 3.11's `re.search`
+    /// on the subject strings in `python_regex_semantics` below.
+    #[test]
+    fn python_pattern_escapes_what_python_treats_literally() {
+        let cases = [
+            ("[[:alpha:]]", "[\\[:alpha:]]"),
+            ("a[&&b]", "a[\\&\\&b]"),
+            ("[]a]", "[\\]a]"),
+            ("[^]a]", "[^\\]a]"),
+            ("x\\Z", "x\\z"),
+            ("t/s.*\\.py$", "t/s.*\\.py$"),
+            ("[a\\]b]", "[a\\]b]"),
+        ];
+        for (python, rust) in cases {
+            assert_eq!(python_pattern(python), rust, "{python}");
+        }
+    }
+
+    #[test]
+    fn python_regex_semantics() {
+        // (pattern, subject, Python 3.11's `bool(re.search(pattern, subject))`)
+        let cases = [
+            ("[[:alpha:]]", "t/a.py", false),
+            ("[[:alpha:]]", "t/a]", true),
+            ("[]a]", "]", true),
+            ("[^]a]", "a", false),
+            ("py\\Z", "t/a.py", true),
+            ("^t/s", "t/sub/s.py", true),
+            ("a[&&b]", "a&", true),
+        ];
+        for (pattern, subject, python) in cases {
+            let re = fancy_regex::Regex::new(&python_pattern(pattern)).unwrap();
+            assert_eq!(re.is_match(subject).unwrap(), python, "{pattern} on {subject}");
+        }
+    }
 }

@@ -59,11 +59,7 @@ fn source_hash_matches_cpython_vectors() {
     for (version, expected) in vectors {
         let (magic, algo) = target(version);
         for (input, (name, want)) in inputs.iter().zip("ABCDEFG".chars().zip(expected)) {
-            assert_eq!(
-                hex(&source_hash(magic, algo, input)),
-                want,
-                "{version} input {name}"
-            );
+            assert_eq!(hex(&source_hash(magic, algo, input)), want, "{version} input {name}");
         }
     }
 }
@@ -85,11 +81,7 @@ fn header_matches_py_compile_example() {
             InvalidationMode::Timestamp => timestamp_stamp(0x6b01a38b, 0, 6),
             _ => Stamp::Hash(source_hash(magic, HashAlgo::SipHash13, b"x = 1\n")),
         };
-        assert_eq!(
-            hex(&header(magic, mode, stamp)),
-            want,
-            "{magic:x?} {mode:?}"
-        );
+        assert_eq!(hex(&header(magic, mode, stamp)), want, "{magic:x?} {mode:?}");
     }
 }
 
@@ -111,26 +103,14 @@ fn timestamp_stamp_reproduces_int_of_st_mtime() {
             mtime,
             size: stored_size,
         };
-        assert_eq!(
-            timestamp_stamp(sec, nsec, size),
-            want,
-            "{sec}.{nsec:09} size {size}"
-        );
+        assert_eq!(timestamp_stamp(sec, nsec, size), want, "{sec}.{nsec:09} size {size}");
     }
 }
 
 #[test]
 fn compare_header_classifies_like_the_import_system() {
-    let ts = header(
-        MAGIC_311,
-        InvalidationMode::Timestamp,
-        timestamp_stamp(100, 0, 6),
-    );
-    let checked = header(
-        MAGIC_311,
-        InvalidationMode::CheckedHash,
-        Stamp::Hash([7; 8]),
-    );
+    let ts = header(MAGIC_311, InvalidationMode::Timestamp, timestamp_stamp(100, 0, 6));
+    let checked = header(MAGIC_311, InvalidationMode::CheckedHash, Stamp::Hash([7; 8]));
     let with = |base: [u8; 16], at: usize, byte: u8| {
         let mut b = base;
         b[at] = byte;
@@ -166,11 +146,7 @@ fn compare_header_classifies_like_the_import_system() {
 fn check_fresh_reads_through_symlinks_and_never_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    let good = header(
-        MAGIC_311,
-        InvalidationMode::Timestamp,
-        timestamp_stamp(5, 0, 1),
-    );
+    let good = header(MAGIC_311, InvalidationMode::Timestamp, timestamp_stamp(5, 0, 1));
     std::fs::write(p("good.pyc"), [&good[..], b"code"].concat()).unwrap();
     std::fs::write(p("short.pyc"), &good[..12]).unwrap();
     std::fs::create_dir(p("dir.pyc")).unwrap();
@@ -228,18 +204,9 @@ fn interpreters() -> Vec<PathBuf> {
 
 /// Run `python -c script args…` and return its stdout; panics with stderr on failure.
 fn run_python(python: &Path, script: &str, args: &[OsString]) -> String {
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(python).arg("-c").arg(script).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{} failed: {stderr}",
-        python.display()
-    );
+    assert!(out.status.success(), "{} failed: {stderr}", python.display());
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -261,15 +228,8 @@ fn run_child(role: &str, dir: &Path, arg: &str, wrapper: &[&str]) -> Vec<String>
         }
         None => Command::new(&exe),
     };
-    cmd.args([
-        &format!("{module}::child_entry"),
-        "--exact",
-        "--ignored",
-        "--nocapture",
-    ]);
-    cmd.env(CHILD_ROLE, role)
-        .env(CHILD_DIR, dir)
-        .env(CHILD_ARG, arg);
+    cmd.args([&format!("{module}::child_entry"), "--exact", "--ignored", "--nocapture"]);
+    cmd.env(CHILD_ROLE, role).env(CHILD_DIR, dir).env(CHILD_ARG, arg);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -335,12 +295,7 @@ fn set_mtime(path: &Path, sec: i64, nsec: i64) {
         tv_nsec: nsec,
     };
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), [time, time].as_ptr(), 0) };
-    assert_eq!(
-        rc,
-        0,
-        "utimensat {sec}.{nsec:09}: {}",
-        io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "utimensat {sec}.{nsec:09}: {}", io::Error::last_os_error());
 }
 
 /// Sources with edge-case and random nanosecond mtimes.
@@ -428,9 +383,7 @@ fn headers_match_py_compile_for_random_mtimes() {
                 (InvalidationMode::UncheckedHash, "UNCHECKED_HASH"),
             ] {
                 let stamp = match mode {
-                    InvalidationMode::Timestamp => {
-                        timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.len())
-                    }
+                    InvalidationMode::Timestamp => timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.len()),
                     _ => Stamp::Hash(source_hash(magic, algo, &std::fs::read(source).unwrap())),
                 };
                 let mut pyc = source.file_name().unwrap().to_owned();
@@ -491,17 +444,9 @@ fn check_destination_matches_py_compile() {
         )
     );
     for python in interpreters() {
-        let args: Vec<OsString> = std::iter::once("a.py")
-            .chain(names)
-            .map(|n| p(n).into())
-            .collect();
+        let args: Vec<OsString> = std::iter::once("a.py").chain(names).map(|n| p(n).into()).collect();
         let theirs = run_python(&python, PY_COMPILE_DESTINATIONS, &args);
-        assert_eq!(
-            ours,
-            theirs.lines().collect::<Vec<_>>(),
-            "{}",
-            python.display()
-        );
+        assert_eq!(ours, theirs.lines().collect::<Vec<_>>(), "{}", python.display());
     }
 }
 
@@ -535,11 +480,7 @@ fn create_dirs_outcome(root: &Path, dir: &str) -> String {
         Err(WriteError::Io { path, source }) => {
             // Byte-wise, so that `f/.` or `d//x` are not normalised away.
             let rel = &path.as_os_str().as_bytes()[root.as_os_str().len() + 1..];
-            format!(
-                "{} {}",
-                source.raw_os_error().unwrap(),
-                String::from_utf8_lossy(rel)
-            )
+            format!("{} {}", source.raw_os_error().unwrap(), String::from_utf8_lossy(rel))
         }
         Err(other) => panic!("unexpected {other:?}"),
     }
@@ -600,12 +541,7 @@ fn create_dirs_fails_at_the_level_py_compile_names() {
             .chain(CREATE_DIR_CASES.map(OsString::from))
             .collect();
         let theirs = run_python(python, PY_COMPILE_MAKEDIRS, &args);
-        assert_eq!(
-            ours,
-            theirs.lines().collect::<Vec<_>>(),
-            "{}",
-            python.display()
-        );
+        assert_eq!(ours, theirs.lines().collect::<Vec<_>>(), "{}", python.display());
         assert_eq!(listing(&ours_root), listing(&root), "{}", python.display());
     }
 }
@@ -614,12 +550,7 @@ fn create_dirs_fails_at_the_level_py_compile_names() {
 /// EACCES, so both sides run as uid 65534 through `setpriv`.
 #[test]
 fn create_dirs_permission_errors_match_python_as_nobody() {
-    let nobody = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
+    let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
     let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
         Command::new(nobody[0])
             .args(&nobody[1..])
@@ -652,8 +583,7 @@ fn create_dirs_permission_errors_match_python_as_nobody() {
             ("ok", 0o777),
         ] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
-            std::fs::set_permissions(root.join(sub), std::fs::Permissions::from_mode(mode))
-                .unwrap();
+            std::fs::set_permissions(root.join(sub), std::fs::Permissions::from_mode(mode)).unwrap();
         }
         outcomes.push(if side == "ours" {
             run_child("create_dirs", &root, &cases.join("\n"), &nobody)
@@ -672,10 +602,7 @@ fn create_dirs_permission_errors_match_python_as_nobody() {
         });
     }
     assert_eq!(outcomes[0], outcomes[1]);
-    assert_eq!(
-        outcomes[0][1], "13 ro/sub",
-        "the level named is the first missing one"
-    );
+    assert_eq!(outcomes[0][1], "13 ro/sub", "the level named is the first missing one");
 }
 
 // ---- write_atomic ----
@@ -693,11 +620,7 @@ fn dir_entries(dir: &Path) -> Vec<String> {
 fn write_atomic_replaces_pyc_with_a_new_inode_and_leaves_no_temp() {
     let dir = tempfile::tempdir().unwrap();
     let cfile = dir.path().join("m.cpython-311.pyc");
-    let head = header(
-        MAGIC_311,
-        InvalidationMode::Timestamp,
-        timestamp_stamp(1, 0, 2),
-    );
+    let head = header(MAGIC_311, InvalidationMode::Timestamp, timestamp_stamp(1, 0, 2));
     write_atomic(&cfile, &head, b"old", Some(0o644)).unwrap();
     std::fs::hard_link(&cfile, dir.path().join("dupe.pyc")).unwrap();
     let old_inode = std::fs::metadata(&cfile).unwrap().ino();
@@ -707,10 +630,7 @@ fn write_atomic_replaces_pyc_with_a_new_inode_and_leaves_no_temp() {
         old_inode,
         "replaced, not rewritten in place [V3.11 §3.3]"
     );
-    assert_eq!(
-        std::fs::read(&cfile).unwrap(),
-        [&head[..], b"new body"].concat()
-    );
+    assert_eq!(std::fs::read(&cfile).unwrap(), [&head[..], b"new body"].concat());
     assert_eq!(
         std::fs::read(dir.path().join("dupe.pyc")).unwrap(),
         [&head[..], b"old"].concat()
@@ -758,11 +678,7 @@ fn write_atomic_failures_match_python_and_remove_the_temp() {
             }
         })
         .collect();
-    assert!(
-        ours[0].starts_with("IsADirectoryError: [Errno 21]"),
-        "{}",
-        ours[0]
-    );
+    assert!(ours[0].starts_with("IsADirectoryError: [Errno 21]"), "{}", ours[0]);
     assert_eq!(
         dir_entries(dir.path()),
         ["empty.pyc", "file", "full.pyc"],
@@ -789,11 +705,7 @@ fn write_atomic_write_failure_names_no_file_and_removes_the_temp() {
     let ours = run_child("fsize", dir.path(), "", &[]);
     assert_eq!(
         ours,
-        [
-            "write error 27",
-            "OSError: [Errno 27] File too large",
-            "left: []"
-        ]
+        ["write error 27", "OSError: [Errno 27] File too large", "left: []"]
     );
     for python in interpreters() {
         let script = format!(
@@ -861,23 +773,14 @@ fn sources_with_modes(dir: &Path, modes: &[(u32, u32)]) {
 fn child_write_under_umask(dir: &Path, umask: u32) {
     unsafe { libc::umask(umask as libc::mode_t) };
     create_dirs(&dir.join("made/deeper")).unwrap();
-    println!(
-        "@@ {:#o}",
-        std::fs::metadata(dir.join("made")).unwrap().mode() & 0o7777
-    );
-    let mut sources: Vec<String> = dir_entries(dir)
-        .into_iter()
-        .filter(|n| n.ends_with(".py"))
-        .collect();
+    println!("@@ {:#o}", std::fs::metadata(dir.join("made")).unwrap().mode() & 0o7777);
+    let mut sources: Vec<String> = dir_entries(dir).into_iter().filter(|n| n.ends_with(".py")).collect();
     sources.sort();
     for source in sources {
         let cfile = dir.join(format!("{source}c"));
         let mode = std::fs::metadata(dir.join(&source)).unwrap().mode();
         write_atomic(&cfile, &[0; 16], b"", Some(mode)).unwrap();
-        println!(
-            "@@ {source} {:#o}",
-            std::fs::metadata(&cfile).unwrap().mode() & 0o7777
-        );
+        println!("@@ {source} {:#o}", std::fs::metadata(&cfile).unwrap().mode() & 0o7777);
     }
     write_atomic(&dir.join("nosource.pyc"), &[0; 16], b"", None).unwrap();
     let unknown = std::fs::metadata(dir.join("nosource.pyc")).unwrap().mode() & 0o7777;
@@ -895,10 +798,7 @@ fn write_atomic_and_create_dirs_modes_follow_the_umask() {
             format!("{:#o}", 0o777 & !umask),
             "directory mode under umask {umask:03o}"
         );
-        let mut want: Vec<String> = table
-            .iter()
-            .map(|(src, pyc)| format!("m{src:o}.py {pyc:#o}"))
-            .collect();
+        let mut want: Vec<String> = table.iter().map(|(src, pyc)| format!("m{src:o}.py {pyc:#o}")).collect();
         want.sort();
         assert_eq!(ours[1..=8], want, "pyc modes under umask {umask:03o}");
         assert_eq!(

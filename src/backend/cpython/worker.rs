@@ -106,9 +106,7 @@ impl Worker {
         self.skip_to_ready_marker(deadline)?;
         let header = self.read_header(deadline)?;
         if header.status != Status::Ready || header.job != 0 || header.payload_len > 256 {
-            return Err(WorkerFault::Protocol(format!(
-                "expected Ready, got {header:?}"
-            )));
+            return Err(WorkerFault::Protocol(format!("expected Ready, got {header:?}")));
         }
         let payload = self.read_payload(header.payload_len, deadline)?;
         match protocol::parse_ready(&payload) {
@@ -175,17 +173,11 @@ impl Worker {
     fn read_header(&mut self, deadline: Option<Instant>) -> Result<ResponseHeader, WorkerFault> {
         let mut bytes = [0u8; RESPONSE_HEADER_LEN];
         pipe::read_exact(&mut self.responses, &mut bytes, deadline)?;
-        protocol::parse_response_header(&bytes)
-            .map_err(|err| WorkerFault::Protocol(err.to_string()))
+        protocol::parse_response_header(&bytes).map_err(|err| WorkerFault::Protocol(err.to_string()))
     }
 
-    fn read_payload(
-        &mut self,
-        len: u64,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, WorkerFault> {
-        let len = usize::try_from(len)
-            .map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
+    fn read_payload(&mut self, len: u64, deadline: Option<Instant>) -> Result<Vec<u8>, WorkerFault> {
+        let len = usize::try_from(len).map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
         let mut payload = vec![0u8; len];
         pipe::read_exact(&mut self.responses, &mut payload, deadline)?;
         Ok(payload)
@@ -226,8 +218,7 @@ impl Drop for Worker {
 
 /// The worker sends UTF-8 (backslashreplace'd); stay total anyway.
 fn into_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 pub(super) fn describe_exit(status: ExitStatus) -> String {
