@@ -6,3 +6,4 @@ mod support;
 
 mod edge;
 mod parity;
+mod runtime;
