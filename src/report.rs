@@ -143,8 +143,9 @@ impl Printer {
         }
     }
 
+    /// Not in `--check` mode, whose output is only the stale pycs.
     pub fn listing(&mut self, dir: &[u8]) {
-        if self.quiet == 0 && self.text() {
+        if self.quiet == 0 && self.text() && !self.check {
             let line = format!("Listing {}...", repr_path(dir));
             self.line(&line);
         }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod check;
 mod edge;
 mod parity;
 mod runtime;
