@@ -177,10 +177,11 @@ impl Printer {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
-        if let Some(warning) = &report.warning {
-            if self.quiet < 2 && self.text() {
-                self.line(warning);
-            }
+        if let Some(warning) = &report.warning
+            && self.quiet < 2
+            && self.text()
+        {
+            self.line(warning);
         }
         let shown = repr_path(&report.path);
         match report.result {

@@ -387,15 +387,16 @@ impl<'a> Runner<'a> {
             }
             Dfile::Error(message) => return Err(failed(ErrorKind::Dfile, message, false)),
         };
-        if let Some(rx) = &s.rx {
-            if rx.is_match(&fullname.to_string_lossy()[..]).unwrap_or(false) {
-                return Ok(None);
-            }
+        if let Some(rx) = &s.rx
+            && rx.is_match(&fullname.to_string_lossy()[..]).unwrap_or(false)
+        {
+            return Ok(None);
         }
-        if let Some(limit) = &s.limit_sl_dest {
-            if fullname.is_symlink() && !self.symlink_within(fullname, limit) {
-                return Ok(None);
-            }
+        if let Some(limit) = &s.limit_sl_dest
+            && fullname.is_symlink()
+            && !self.symlink_within(fullname, limit)
+        {
+            return Ok(None);
         }
         let Ok(meta) = std::fs::metadata(fullname) else {
             return Ok(None);

@@ -169,7 +169,7 @@ fn detect_hash_algo(magic: [u8; 4], probe_hex: &str) -> Option<HashAlgo> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

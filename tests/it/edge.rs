@@ -63,11 +63,7 @@ struct Scratch {
 /// Trees made unreadable for a test must not outlive it.
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+rwx")
-            .arg(&self.root)
-            .status();
+        let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(&self.root).status();
     }
 }
 
@@ -102,9 +98,7 @@ impl Scratch {
 }
 
 fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/edge")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edge").join(name)
 }
 
 /// `base` joined with a raw-byte relative path.
@@ -221,9 +215,7 @@ fn differences(p: &Parity) -> Vec<String> {
 fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let start = text.len().saturating_sub(1500);
-    let start = (start..=text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
+    let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
     text[start..].to_owned()
 }
 
@@ -325,17 +317,13 @@ impl<'a> Runner<'a> {
     }
 
     fn run(&self, mut cmd: Command, work: &Path) -> Output {
-        cmd.current_dir(work)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.current_dir(work).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         });
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         if let Some(bytes) = self.stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
             pipe.write_all(bytes).expect("write stdin");
@@ -345,13 +333,7 @@ impl<'a> Runner<'a> {
 
     /// Like `support::parity`: both tools on fresh copies of `tree` at
     /// `work/<tree name>`.
-    fn both(
-        &self,
-        tree: &Path,
-        work: &Path,
-        oracle_args: &[&OsStr],
-        our_args: &[&OsStr],
-    ) -> Parity {
+    fn both(&self, tree: &Path, work: &Path, oracle_args: &[&OsStr], our_args: &[&OsStr]) -> Parity {
         self.fresh_copy(tree, work);
         let mut cmd = self.command(self.python.as_os_str());
         cmd.args(&self.oracle_head).args(oracle_args);
@@ -400,11 +382,7 @@ fn fresh_copy(tree: &Path, work: &Path) {
     for entry in fs::read_dir(work).expect("read work").flatten() {
         let path = entry.path();
         if path.is_dir() && !path.is_symlink() {
-            let _ = Command::new("chmod")
-                .arg("-R")
-                .arg("u+rwx")
-                .arg(&path)
-                .status();
+            let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(&path).status();
             fs::remove_dir_all(&path).expect("clear work");
         } else {
             fs::remove_file(&path).expect("clear work");
@@ -469,11 +447,7 @@ fn content_cases_match_compileall_311() {
     assert_eq!(p.oracle.status.code(), Some(1));
 
     let p = f.check_str(&py, &tree, &s.work, &["-q", "content"]);
-    assert_oracle_printed(
-        "-q",
-        &p,
-        "*** Error compiling 'content/null_byte.py'...\nSyntaxError",
-    );
+    assert_oracle_printed("-q", &p, "*** Error compiling 'content/null_byte.py'...\nSyntaxError");
     let p = f.check_str(&py, &tree, &s.work, &["-qq", "content"]);
     assert!(p.oracle.stdout.is_empty(), "-qq prints nothing");
     assert_eq!(p.oracle.status.code(), Some(1));
@@ -509,11 +483,7 @@ fn content_cases_as_file_arguments_311() {
             // A FIFO is not a file, so compileall tries to list it.
             assert_oracle_printed("args", &p, "Can't list 'content/fifo.py'");
             // A __pycache__ named on the command line is walked.
-            assert_oracle_printed(
-                "args",
-                &p,
-                "Compiling 'content/__pycache__/cached_source.py'...",
-            );
+            assert_oracle_printed("args", &p, "Compiling 'content/__pycache__/cached_source.py'...");
         }
     }
     f.finish();
@@ -559,24 +529,14 @@ fn marshal_failure_is_reported_and_the_run_goes_on() {
     fs::remove_file(without.join("deep_lambda.py")).expect("rm");
 
     let rest = f.check_str(&py, &without, &s.work, &["marshal"]);
-    let p = support::parity(
-        &py,
-        &full,
-        &s.work,
-        &os_args(&["marshal"]),
-        &os_args(&["marshal"]),
-        &[],
-    );
+    let p = support::parity(&py, &full, &s.work, &os_args(&["marshal"]), &os_args(&["marshal"]), &[]);
     let crash = String::from_utf8_lossy(&p.oracle.stderr);
     assert!(
         crash.contains("ValueError: object too deeply nested to marshal"),
         "the oracle should die in marshal; stderr:\n{crash}"
     );
     let compiling = "Compiling 'marshal/deep_lambda.py'...".to_owned();
-    assert_eq!(
-        lines(&p.oracle).iter().filter(|l| **l == compiling).count(),
-        1
-    );
+    assert_eq!(lines(&p.oracle).iter().filter(|l| **l == compiling).count(), 1);
 
     let mut expected = lines(&rest.oracle);
     let after_a = expected
@@ -630,15 +590,10 @@ fn unprivileged() -> Result<Unprivileged, String> {
         });
     }
     let uid = 65534;
-    let wrapper: Vec<OsString> = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let wrapper: Vec<OsString> = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        .iter()
+        .map(OsString::from)
+        .collect();
     let bin = Path::new(env!("CARGO_BIN_EXE_precompyle"));
     let bin_runs = Command::new(&wrapper[0])
         .args(&wrapper[1..])
@@ -649,10 +604,7 @@ fn unprivileged() -> Result<Unprivileged, String> {
         .status()
         .is_ok_and(|s| s.success());
     if !bin_runs {
-        return Err(format!(
-            "`setpriv` missing, or uid {uid} cannot run {}",
-            bin.display()
-        ));
+        return Err(format!("`setpriv` missing, or uid {uid} cannot run {}", bin.display()));
     }
     // Ask both as root and as the user: some sandboxes quietly run another
     // interpreter when the user cannot reach the one asked for.
@@ -666,26 +618,15 @@ fn unprivileged() -> Result<Unprivileged, String> {
             cmd.args(&wrapper[1..]).arg(python);
         }
         let out = cmd
-            .args([
-                "-c",
-                "import sys, compileall; print(sys.version, sys.prefix)",
-            ])
+            .args(["-c", "import sys, compileall; print(sys.version, sys.prefix)"])
             .output();
         out.ok().filter(|o| o.status.success()).map(|o| o.stdout)
     };
-    let candidates = [
-        python3(),
-        "/usr/bin/python3".into(),
-        "/usr/local/bin/python3".into(),
-    ];
+    let candidates = [python3(), "/usr/bin/python3".into(), "/usr/local/bin/python3".into()];
     for python in candidates {
         let as_root = version(false, &python);
         if as_root.is_some() && as_root == version(true, &python) {
-            return Ok(Unprivileged {
-                wrapper,
-                python,
-                uid,
-            });
+            return Ok(Unprivileged { wrapper, python, uid });
         }
     }
     Err(format!("no Python interpreter that uid {uid} can run"))
@@ -721,10 +662,7 @@ fn unreadable_files_and_directories() {
     let restrict = |copy: &Path| {
         if !user.wrapper.is_empty() {
             let owner = format!("{0}:{0}", user.uid);
-            let status = Command::new("chown")
-                .args(["-R", &owner])
-                .arg(copy)
-                .status();
+            let status = Command::new("chown").args(["-R", &owner]).arg(copy).status();
             assert!(status.is_ok_and(|s| s.success()), "chown -R {owner}");
         }
         chmod(&copy.join("unreadable.py"), 0o000);
@@ -768,17 +706,9 @@ fn unreadable_files_and_directories() {
         "perm/noexec_dir/e.py",
         "perm/a.py",
     ]);
-    assert_oracle_printed(
-        "unreadable args",
-        &p,
-        "Permission denied: 'perm/unreadable.py'",
-    );
+    assert_oracle_printed("unreadable args", &p, "Permission denied: 'perm/unreadable.py'");
     let p = run(&["-i", "perm/list.txt", "perm/a.py"]);
-    assert_oracle_printed(
-        "unreadable list",
-        &p,
-        "Error reading file list perm/list.txt",
-    );
+    assert_oracle_printed("unreadable list", &p, "Error reading file list perm/list.txt");
     f.finish();
 }
 
@@ -813,11 +743,7 @@ fn symlink_tree(s: &Scratch) -> PathBuf {
     link(&tree, b"t/cachelink/__pycache__", "../../cachedir");
     write(&tree, b"t/cfile_link/c.py", b"c = 1\n");
     fs::create_dir(tree.join("t/cfile_link/__pycache__")).expect("mkdir");
-    link(
-        &tree,
-        b"t/cfile_link/__pycache__/c.cpython-311.pyc",
-        "nowhere.pyc",
-    );
+    link(&tree, b"t/cfile_link/__pycache__/c.cpython-311.pyc", "nowhere.pyc");
     write(&tree, b"t/cfile_dir/d.py", b"d = 1\n");
     fs::create_dir_all(tree.join("t/cfile_dir/__pycache__/d.cpython-311.pyc")).expect("mkdir");
     write(&tree, b"t/pycache_file/f.py", b"f = 1\n");
@@ -846,10 +772,7 @@ fn symlinks() {
         assert_oracle_printed("symlinks", &p, needle);
     }
     let out = String::from_utf8_lossy(&p.oracle.stdout);
-    assert!(
-        !out.contains("link_dir") && !out.contains("broken"),
-        "{out}"
-    );
+    assert!(!out.contains("link_dir") && !out.contains("broken"), "{out}");
 
     // Symlinked directory, broken symlink, self-loop and linked files as arguments.
     let p = f.check_str(
@@ -887,9 +810,7 @@ fn symlinks_with_limit_dir() {
     let p = f.check_str(&py, &tree, &s.work, &["-e", "w/t", "w/t"]);
     let out = String::from_utf8_lossy(&p.oracle.stdout);
     assert!(
-        out.contains("Compiling 'w/t/link_in.py'")
-            && !out.contains("link_abs")
-            && !out.contains("link_up"),
+        out.contains("Compiling 'w/t/link_in.py'") && !out.contains("link_abs") && !out.contains("link_up"),
         "{out}"
     );
     for limit in ["w/t/sub", "w", "w/tlink", elsewhere, ""] {
@@ -1103,10 +1024,7 @@ fn directories_1000_levels_deep() {
     let p = runner.both(&tree, &s.work, &args, &args);
     f.compare("-r 900", &p);
     assert_eq!(
-        lines(&p.oracle)
-            .iter()
-            .filter(|l| l.starts_with("Listing"))
-            .count(),
+        lines(&p.oracle).iter().filter(|l| l.starts_with("Listing")).count(),
         901
     );
 
@@ -1122,12 +1040,7 @@ fn directories_1000_levels_deep() {
          runpy.run_module('compileall', run_name='__main__', alter_sys=True)"
             .into(),
     ];
-    let p = runner.both(
-        &tree,
-        &s.work,
-        &os_args(&["-r", "1000", "deep"]),
-        &os_args(&["deep"]),
-    );
+    let p = runner.both(&tree, &s.work, &os_args(&["-r", "1000", "deep"]), &os_args(&["deep"]));
     f.compare("default depth vs compileall -r 1000 with a deep stack", &p);
     assert_oracle_printed("deep", &p, "/a1000.py'...");
     assert!(!String::from_utf8_lossy(&p.oracle.stdout).contains("a1001.py"));
@@ -1150,13 +1063,7 @@ fn exclude_regex() {
     assert_oracle_printed("-x", &p, "Listing 'r/s1/s2'...\nListing 'r/s1/s2/s3'...");
     // Python `re` syntax: `\Z`, inline flags, and `[[:alpha:]]`, which
     // Python reads as a set of `[:alph` followed by `]` (no POSIX classes).
-    for rx in [
-        "^r/s1/b",
-        "(?i)a\\.PY",
-        "b\\.py|d\\.py",
-        "a\\.py\\Z",
-        "[[:alpha:]]",
-    ] {
+    for rx in ["^r/s1/b", "(?i)a\\.PY", "b\\.py|d\\.py", "a\\.py\\Z", "[[:alpha:]]"] {
         f.check_str(&py, &tree, &s.work, &["-x", rx, "r"]);
     }
     f.check_str(&py, &tree, &s.work, &["-x", "a", "r/a.py", "r/z.py"]);
@@ -1265,11 +1172,7 @@ fn unreadable_file_list() {
         assert!(p.oracle_pycs.is_empty());
         if args[0] != "-qq" {
             let list = args[args.len() - 2];
-            assert_oracle_printed(
-                "-i unreadable",
-                &p,
-                &format!("Error reading file list {list}"),
-            );
+            assert_oracle_printed("-i unreadable", &p, &format!("Error reading file list {list}"));
         }
     }
     f.finish();
@@ -1283,12 +1186,7 @@ fn file_list_not_utf8() {
     let s = Scratch::new();
     let tree = list_tree(&s);
     let py = python3();
-    let p = f.check_str(
-        &py,
-        &tree,
-        &s.work,
-        &["-i", "l/lists/not_utf8.txt", "l/b.py"],
-    );
+    let p = f.check_str(&py, &tree, &s.work, &["-i", "l/lists/not_utf8.txt", "l/b.py"]);
     assert!(String::from_utf8_lossy(&p.oracle.stderr).contains("UnicodeDecodeError"));
     f.finish();
 }
@@ -1328,11 +1226,7 @@ fn nonexistent_paths() {
     ] {
         assert_oracle_printed("nonexistent", &p, needle);
     }
-    assert_eq!(
-        p.oracle.status.code(),
-        Some(0),
-        "`Can't list` is not a failure"
-    );
+    assert_eq!(p.oracle.status.code(), Some(0), "`Can't list` is not a failure");
     let mut quiet = vec!["-q"];
     quiet.extend(args);
     let p = f.check_str(&py, &tree, &s.work, &quiet);
@@ -1363,15 +1257,9 @@ fn same_pyc_reached_twice_in_one_run() {
         &["twice/tlink", "twice/t"],
     ] {
         let p = f.check_str(&py, &tree, &s.work, args);
-        let compiled = lines(&p.oracle)
-            .iter()
-            .filter(|l| l.starts_with("Compiling"))
-            .count();
+        let compiled = lines(&p.oracle).iter().filter(|l| l.starts_with("Compiling")).count();
         let expected = if args[0].ends_with("a.py") { 1 } else { 2 };
-        assert_eq!(
-            compiled, expected,
-            "compileall compiles each pyc once: {args:?}"
-        );
+        assert_eq!(compiled, expected, "compileall compiles each pyc once: {args:?}");
     }
     f.finish();
 }
