@@ -147,10 +147,20 @@ pub fn compare_header(existing: &[u8], expected: &[u8; 16]) -> Result<(), Stalen
 pub fn read_header(pyc: &Path) -> io::Result<Vec<u8>> {
     // O_NONBLOCK so that a FIFO at the pyc path reads as empty instead of
     // hanging (compileall itself blocks there forever).
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(pyc)?;
-    let mut bytes = Vec::with_capacity(16);
-    file.take(16).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(pyc)?;
+    // A plain read loop: `read_to_end` would stat the file for a size hint,
+    // one more syscall per pyc on the all-fresh path.
+    let mut header = [0u8; 16];
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(header[..filled].to_vec())
 }
 
 /// Read the first 16 bytes of `pyc` (through symlinks, like compileall) and

@@ -38,7 +38,20 @@ pub fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
     let env = Environment::read();
-    let target = match Target::probe(&cli.python) {
+    // The interpreter starts while the tree is walked: neither needs the other.
+    let python = cli.python.clone();
+    let probe = std::thread::spawn(move || Target::probe(&python));
+    let flist = cli.flist.clone();
+    let file_list = flist.as_deref().map(read_file_list).transpose();
+    let prewalk = match &file_list {
+        Ok(list) if !cli.paths.is_empty() || cli.flist.is_some() => {
+            let mut paths: Vec<PathBuf> = cli.paths.iter().map(PathBuf::from).collect();
+            paths.extend(list.iter().flatten().cloned());
+            Some(Prewalk::new(&paths, walk_limit(&cli)))
+        }
+        _ => None,
+    };
+    let target = match probe.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
         Ok(t) => t,
         Err(e) => {
             fatal(&e);
@@ -46,8 +59,7 @@ pub fn main() -> ExitCode {
         }
     };
     crate::pyrepr::set_target_version(target.minor_version());
-    let flist = cli.flist.clone();
-    let file_list = match flist.as_deref().map(read_file_list).transpose() {
+    let file_list = match file_list {
         Ok(list) => list.unwrap_or_default(),
         Err(FileListError::NotUtf8) => {
             // compileall dies with UnicodeDecodeError here, compiling nothing.
@@ -74,10 +86,21 @@ pub fn main() -> ExitCode {
     }
     let mut printer = printer_for(&settings);
     let runner = Runner::new(&settings, &target);
-    runner.run(&mut printer);
+    runner.run(&mut printer, prewalk);
     let interrupted = INTERRUPTED.load(Ordering::SeqCst);
     let code = printer.finish(&target, started.elapsed(), interrupted);
     ExitCode::from(if interrupted { 130 } else { code })
+}
+
+/// How deep to walk before the target is known: the flags' depth, or
+/// compileall's default for 3.9+ (the recursion limit, 1000). A smaller
+/// final depth (3.8's 10) is applied to the walked items afterwards.
+fn walk_limit(cli: &Cli) -> i64 {
+    match (cli.recursion, cli.no_recurse) {
+        (Some(r), _) => r,
+        (None, true) => 0,
+        (None, false) => 1000,
+    }
 }
 
 fn settings_or_exit(cli: Cli, env: &Environment, target: &Target, list: Vec<PathBuf>) -> Result<Settings, ()> {
@@ -140,10 +163,94 @@ fn is_python_space(c: char) -> bool {
 }
 
 /// One thing to report, in compileall's order.
-enum Item {
-    Listing(PathBuf),
-    CantList(PathBuf),
-    File { path: PathBuf, dir_arg: Option<usize> },
+struct Item {
+    kind: ItemKind,
+    path: PathBuf,
+    /// Levels below the argument it came from (0: the argument itself).
+    depth: usize,
+    /// Index of the FILE|DIR argument it was found under; `None` for a file
+    /// argument.
+    dir_arg: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    Listing,
+    CantList,
+    File,
+}
+
+/// The FILE|DIR arguments walked before the target was known.
+pub struct Prewalk {
+    items: Vec<Item>,
+    limit: i64,
+}
+
+impl Prewalk {
+    fn new(paths: &[PathBuf], limit: i64) -> Prewalk {
+        let mut items = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            if path.is_file() {
+                items.push(Item {
+                    kind: ItemKind::File,
+                    path: path.clone(),
+                    depth: 0,
+                    dir_arg: None,
+                });
+            } else {
+                walk(path, limit, i, &mut items);
+            }
+        }
+        Prewalk { items, limit }
+    }
+
+    /// The items compileall would meet with `maxlevels`: directories listed
+    /// down to that depth, files one level further.
+    fn items(self, maxlevels: i64) -> Vec<Item> {
+        if maxlevels >= self.limit {
+            return self.items;
+        }
+        let max = usize::try_from(maxlevels.max(0)).unwrap_or(0);
+        self.items
+            .into_iter()
+            .filter(|item| match item.kind {
+                ItemKind::File => item.dir_arg.is_none() || item.depth <= max + 1,
+                ItemKind::Listing | ItemKind::CantList => item.depth <= max,
+            })
+            .collect()
+    }
+}
+
+/// compileall's walk of one directory argument, as items with their depth.
+fn walk(dir: &Path, maxlevels: i64, arg: usize, items: &mut Vec<Item>) {
+    let mut events = Vec::new();
+    walk_dir(dir, maxlevels, &mut events);
+    let root = dir.as_os_str().as_bytes();
+    items.extend(events.into_iter().map(|event| {
+        let (kind, path) = match event {
+            Event::Listing(p) => (ItemKind::Listing, p),
+            Event::CantList(p) => (ItemKind::CantList, p),
+            Event::File(p) => (ItemKind::File, p),
+        };
+        let depth = depth_below(root, path.as_os_str().as_bytes());
+        Item {
+            kind,
+            path,
+            depth,
+            dir_arg: Some(arg),
+        }
+    }));
+}
+
+/// How many names `os.path.join` added to `root` to build `path` (names
+/// never contain `/`; the first join adds a `/` unless `root` ends with one).
+fn depth_below(root: &[u8], path: &[u8]) -> usize {
+    let added = &path[root.len().min(path.len())..];
+    if added.is_empty() {
+        return 0;
+    }
+    let added = added.strip_prefix(b"/").unwrap_or(added);
+    1 + added.iter().filter(|&&b| b == b'/').count()
 }
 
 struct Runner<'a> {
@@ -176,20 +283,13 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn run(&self, printer: &mut Printer) {
+    fn run(&self, printer: &mut Printer, prewalk: Option<Prewalk>) {
         match &self.settings.dests {
             Dests::Paths(paths) => {
-                let mut items = Vec::new();
-                for (i, path) in paths.iter().enumerate() {
-                    if path.is_file() {
-                        items.push(Item::File {
-                            path: path.clone(),
-                            dir_arg: None,
-                        });
-                    } else {
-                        self.walk(path, self.settings.maxlevels, i, &mut items);
-                    }
-                }
+                let items = match prewalk {
+                    Some(walked) => walked.items(self.settings.maxlevels),
+                    None => Prewalk::new(paths, self.settings.maxlevels).items(self.settings.maxlevels),
+                };
                 self.process(&items, paths, printer);
             }
             Dests::SysPath(entries) => {
@@ -199,7 +299,7 @@ impl<'a> Runner<'a> {
                         continue;
                     }
                     let mut items = Vec::new();
-                    self.walk(entry, 0, i, &mut items);
+                    walk(entry, 0, i, &mut items);
                     // compile_path stops at the first directory that fails.
                     if !self.process(&items, entries, printer) {
                         break;
@@ -209,23 +309,10 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn walk(&self, dir: &Path, maxlevels: i64, arg: usize, items: &mut Vec<Item>) {
-        let mut events = Vec::new();
-        walk_dir(dir, maxlevels, &mut events);
-        items.extend(events.into_iter().map(|e| match e {
-            Event::Listing(p) => Item::Listing(p),
-            Event::CantList(p) => Item::CantList(p),
-            Event::File(p) => Item::File {
-                path: p,
-                dir_arg: Some(arg),
-            },
-        }));
-    }
-
     /// Decide every file in parallel; print in item order. Returns false if
     /// any file failed.
     fn process(&self, items: &[Item], args: &[PathBuf], printer: &mut Printer) -> bool {
-        let files = items.iter().filter(|i| matches!(i, Item::File { .. })).count();
+        let files = items.iter().filter(|i| i.kind == ItemKind::File).count();
         printer.add_to_total(files as u64);
         let repeats = if args.len() > 1 {
             self.repeated_pycs(items)
@@ -234,20 +321,28 @@ impl<'a> Runner<'a> {
         };
         let done = Completion::new(items.len());
         let next_claim = AtomicUsize::new(0);
-        let (tx, rx) = mpsc::channel::<(usize, FileReport)>();
+        // Results travel in small batches: one channel message per file costs
+        // more wake-ups than checking a fresh file does.
+        let (tx, rx) = mpsc::channel::<Vec<(usize, FileReport)>>();
+        let any_repeats = repeats.iter().any(Option::is_some);
         let mut ok = true;
         std::thread::scope(|scope| {
             for _ in 0..self.threads.min(files.max(1)) {
                 let tx = tx.clone();
                 let (next_claim, done, repeats) = (&next_claim, &done, &repeats);
                 scope.spawn(move || {
+                    let mut batch = Vec::new();
+                    let mut last_send = Instant::now();
                     loop {
                         if INTERRUPTED.load(Ordering::Relaxed) {
                             break;
                         }
                         let i = next_claim.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
-                        let Item::File { path, dir_arg } = item else { continue };
+                        if item.kind != ItemKind::File {
+                            continue;
+                        }
+                        let (path, dir_arg) = (&item.path, item.dir_arg);
                         let report = match repeats[i] {
                             // compileall meets this pyc a second time, finds it
                             // fresh and says nothing, unless the first attempt failed.
@@ -258,11 +353,18 @@ impl<'a> Runner<'a> {
                             },
                             _ => self.process_file(path, dir_arg.map(|a| args[a].as_path())),
                         };
-                        done.finish(i, !matches!(report.result, FileResult::Failed { .. }));
-                        if tx.send((i, report)).is_err() {
-                            break;
+                        if any_repeats {
+                            done.finish(i, !matches!(report.result, FileResult::Failed { .. }));
+                        }
+                        batch.push((i, report));
+                        if batch.len() >= 32 || last_send.elapsed() > std::time::Duration::from_millis(20) {
+                            if tx.send(std::mem::take(&mut batch)).is_err() {
+                                return;
+                            }
+                            last_send = Instant::now();
                         }
                     }
+                    let _ = tx.send(batch);
                 });
             }
             drop(tx);
@@ -270,10 +372,10 @@ impl<'a> Runner<'a> {
             let mut next_print = 0;
             let mut emit = |pending: &mut BTreeMap<usize, FileReport>, printer: &mut Printer| {
                 while let Some(item) = items.get(next_print) {
-                    match item {
-                        Item::Listing(p) => printer.listing(p.as_os_str().as_bytes()),
-                        Item::CantList(p) => printer.cant_list(p.as_os_str().as_bytes()),
-                        Item::File { .. } => match pending.remove(&next_print) {
+                    match item.kind {
+                        ItemKind::Listing => printer.listing(item.path.as_os_str().as_bytes()),
+                        ItemKind::CantList => printer.cant_list(item.path.as_os_str().as_bytes()),
+                        ItemKind::File => match pending.remove(&next_print) {
                             Some(report) => {
                                 ok &= !matches!(report.result, FileResult::Failed { .. });
                                 printer.file(report)
@@ -285,8 +387,8 @@ impl<'a> Runner<'a> {
                 }
             };
             emit(&mut pending, printer);
-            for (i, report) in rx {
-                pending.insert(i, report);
+            for batch in rx {
+                pending.extend(batch);
                 emit(&mut pending, printer);
             }
         });
@@ -304,7 +406,10 @@ impl<'a> Runner<'a> {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let Item::File { path, .. } = item else { return None };
+                if item.kind != ItemKind::File {
+                    return None;
+                }
+                let path = &item.path;
                 let runtime = self.runtime_path(path).ok()?;
                 let pyc = self.pyc_path(&runtime, level).ok()?;
                 let key = self.physical_pyc(&pyc, &mut physical_dirs);
@@ -398,10 +503,15 @@ impl<'a> Runner<'a> {
         {
             return Ok(None);
         }
+        // The suffix test comes before the stat (compileall stats first): the
+        // outcome is the same, and most files in a tree are not `.py`.
+        if !fullname.as_os_str().as_bytes().ends_with(b".py") {
+            return Ok(None);
+        }
         let Ok(meta) = std::fs::metadata(fullname) else {
             return Ok(None);
         };
-        if !meta.is_file() || !fullname.as_os_str().as_bytes().ends_with(b".py") {
+        if !meta.is_file() {
             return Ok(None);
         }
         let pycs = s
