@@ -132,13 +132,16 @@ fn run_case(python: &Path, tree: &Path, work: &Path, case: &Case) -> Parity {
 }
 
 /// Every case on `tree` for `python`; all differences reported at once.
-fn check_cases(python: &Path, tree: &Path, cases: &[&Case]) {
+/// Returns how many pycs each case compared.
+fn check_cases(python: &Path, tree: &Path, cases: &[&Case]) -> Vec<usize> {
+    let mut compared = Vec::new();
     let mut failures = String::new();
     for case in cases {
         let work = support::scratch();
         let p = run_case(python, tree, work.path(), case);
         let diff = support::diff_pycs(&p.oracle_pycs, &p.our_pycs);
         let codes = (p.oracle.status.code(), p.ours.status.code());
+        compared.push(p.oracle_pycs.len());
         if p.oracle_pycs.is_empty() {
             failures.push_str(&format!(
                 "[{}] the oracle wrote nothing: {}\n",
@@ -166,6 +169,7 @@ fn check_cases(python: &Path, tree: &Path, cases: &[&Case]) {
         "{} differs from compileall:\n{failures}",
         python.display()
     );
+    compared
 }
 
 #[test]
