@@ -7,6 +7,11 @@
 //!
 //! A worker that dies or overruns the per-file timeout fails only the file it
 //! was compiling; its slot is refilled by a fresh process on next use.
+//!
+//! On 3.13+ the marshal bytes depend on the compiling process's state; the
+//! worker makes itself look like a fresh `python -m py_compile`, retires when
+//! a job changes that, and asks for the rare file its history could affect
+//! to be redone by a fresh worker (see the top of `worker.py`).
 
 mod pipe;
 mod protocol;
@@ -82,31 +87,64 @@ impl CpythonPool {
             if let Some(worker) = idle.pop() {
                 return Checkout { pool: self, worker };
             }
-            idle = self.slot_returned.wait(idle).unwrap_or_else(PoisonError::into_inner);
+            idle = self
+                .slot_returned
+                .wait(idle)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Runs one job; `id_flags` is only non-zero for the test hooks.
     fn compile_job(&self, job: &CompileJob<'_>, id_flags: u64) -> Result<Vec<u8>, CompileFailure> {
         let mut slot = self.checkout();
+        let reply = match self.run_in_slot(&mut slot, job, id_flags)? {
+            // 3.13+: the worker's history may have changed the bytes; a fresh
+            // worker never asks this for its first job.
+            Reply::Redo => match self.run_in_slot(&mut slot, job, id_flags)? {
+                Reply::Redo => {
+                    let message = "a fresh compile worker refused its first file".to_owned();
+                    return Err(failure(FailureKind::WorkerCrashed, message));
+                }
+                reply => reply,
+            },
+            reply => reply,
+        };
+        match reply {
+            Reply::Code(code) => Ok(code),
+            Reply::CompileError(message) => Err(failure(FailureKind::Compile, message)),
+            Reply::MarshalError(message) => Err(failure(FailureKind::Marshal, message)),
+            Reply::Redo => unreachable!("handled above"),
+        }
+    }
+
+    /// Runs the job on the slot's worker, starting one if the slot is empty;
+    /// empties the slot when the worker is gone or must go.
+    fn run_in_slot(
+        &self,
+        slot: &mut Checkout<'_>,
+        job: &CompileJob<'_>,
+        id_flags: u64,
+    ) -> Result<Reply, CompileFailure> {
         let worker = match slot.worker {
             Some(ref mut worker) => worker,
             None => match spawn(&self.config).and_then(|w| handshake(w, &self.config)) {
                 Ok(worker) => slot.worker.insert(worker),
                 Err(err) => {
-                    return Err(failure(
-                        FailureKind::WorkerCrashed,
-                        format!("cannot restart the compile worker: {err}"),
-                    ));
+                    let message = format!("cannot restart the compile worker: {err}");
+                    return Err(failure(FailureKind::WorkerCrashed, message));
                 }
             },
         };
         let job_id = self.next_job.fetch_add(1, Ordering::Relaxed) | id_flags;
         let deadline = self.config.timeout.map(|limit| Instant::now() + limit);
         match worker.run(job_id, job, deadline) {
-            Ok(Reply::Code(code)) => Ok(code),
-            Ok(Reply::CompileError(message)) => Err(failure(FailureKind::Compile, message)),
-            Ok(Reply::MarshalError(message)) => Err(failure(FailureKind::Marshal, message)),
+            Ok(answer) => {
+                if answer.retired || answer.reply == Reply::Redo {
+                    // It exits by itself after such an answer; dropping it reaps it.
+                    slot.worker = None;
+                }
+                Ok(answer.reply)
+            }
             Err(fault) => {
                 let worker = slot.worker.take().expect("checked out above");
                 Err(self.discard(worker, fault))

@@ -26,6 +26,8 @@ pub(super) enum Status {
     MarshalError,
     /// Start-up handshake; the payload is `major.minor.micro pid`.
     Ready,
+    /// No answer: compile the job again in a fresh worker.
+    Redo,
 }
 
 impl Status {
@@ -35,6 +37,7 @@ impl Status {
             1 => Some(Status::CompileError),
             2 => Some(Status::MarshalError),
             3 => Some(Status::Ready),
+            4 => Some(Status::Redo),
             _ => None,
         }
     }
@@ -44,8 +47,14 @@ impl Status {
 pub(super) struct ResponseHeader {
     pub job: u64,
     pub status: Status,
+    /// The worker exited after this answer (3.13+: the job imported a module,
+    /// so the process no longer looks like a fresh `python -m py_compile`).
+    pub retire: bool,
     pub payload_len: u64,
 }
+
+/// Status bit for [`ResponseHeader::retire`].
+const RETIRE: u8 = 0x80;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown status byte {0} in a worker response")]
@@ -63,12 +72,15 @@ pub(super) fn request_head(job_id: u64, job: &CompileJob<'_>) -> Vec<u8> {
     head
 }
 
-pub(super) fn parse_response_header(bytes: &[u8; RESPONSE_HEADER_LEN]) -> Result<ResponseHeader, UnknownStatus> {
+pub(super) fn parse_response_header(
+    bytes: &[u8; RESPONSE_HEADER_LEN],
+) -> Result<ResponseHeader, UnknownStatus> {
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let status = Status::from_byte(bytes[8]).ok_or(UnknownStatus(bytes[8]))?;
+    let status = Status::from_byte(bytes[8] & !RETIRE).ok_or(UnknownStatus(bytes[8]))?;
     Ok(ResponseHeader {
         job: word(0),
         status,
+        retire: bytes[8] & RETIRE != 0,
         payload_len: word(9),
     })
 }
@@ -86,7 +98,11 @@ pub(super) fn parse_ready(payload: &[u8]) -> Option<Ready> {
     let text = std::str::from_utf8(payload).ok()?;
     let (version, pid) = text.split_once(' ')?;
     let mut parts = version.split('.').map(str::parse::<u32>);
-    let triple = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
+    let triple = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
     if parts.next().is_some() {
         return None;
     }
@@ -123,14 +139,20 @@ mod tests {
         bytes[8] = 2;
         bytes[9] = 0x10;
         bytes[10] = 0x01;
-        assert_eq!(
-            parse_response_header(&bytes),
-            Ok(ResponseHeader {
-                job: 9,
-                status: Status::MarshalError,
-                payload_len: 0x0110
-            })
-        );
+        let expected = ResponseHeader {
+            job: 9,
+            status: Status::MarshalError,
+            retire: false,
+            payload_len: 0x0110,
+        };
+        assert_eq!(parse_response_header(&bytes), Ok(expected));
+        bytes[8] = 0x80;
+        let retired_code = ResponseHeader {
+            status: Status::Code,
+            retire: true,
+            ..expected
+        };
+        assert_eq!(parse_response_header(&bytes), Ok(retired_code));
         bytes[8] = 7;
         assert_eq!(parse_response_header(&bytes), Err(UnknownStatus(7)));
     }

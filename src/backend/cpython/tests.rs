@@ -37,7 +37,12 @@ fn interpreters() -> Vec<(PathBuf, (u32, u32))> {
     found
 }
 
-fn start(python: &Path, version: (u32, u32), workers: usize, timeout: Option<Duration>) -> CpythonPool {
+fn start(
+    python: &Path,
+    version: (u32, u32),
+    workers: usize,
+    timeout: Option<Duration>,
+) -> CpythonPool {
     let config = PoolConfig {
         python: python.to_owned(),
         workers,
@@ -88,10 +93,16 @@ fn cases() -> Vec<Case> {
         case(b"nul.py", "x = 1\0\n"),
         case(b"enc.py", "# coding: foobar\nx = 1\n"),
         case(b"badutf8.py", &b"x = '\xff'\n"[..]),
-        case(b"bomlatin.py", &b"\xef\xbb\xbf# coding: latin-1\nx = 1\n"[..]),
+        case(
+            b"bomlatin.py",
+            &b"\xef\xbb\xbf# coding: latin-1\nx = 1\n"[..],
+        ),
         case(b"deepunary.py", "-".repeat(20_000) + "1\n"),
         case(b"binchain.py", format!("x = {}1\n", "1+".repeat(20_000))),
-        case(b"parens.py", format!("x = {}{}\n", "(".repeat(201), ")".repeat(201))),
+        case(
+            b"parens.py",
+            format!("x = {}{}\n", "(".repeat(201), ")".repeat(201)),
+        ),
         case(b"marshal.py", format!("f = {}1\n", "lambda: ".repeat(1000))),
         case(b"warn.py", "x = \"\\d\"\n"),
         case(b"caf\xc3\xa9\xff.py", "def f(:\n"),
@@ -218,10 +229,59 @@ fn check_against_py_compile(python: &Path, version: (u32, u32), cases: &[Case]) 
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let expected = oracle_answers(oracle);
+    let mut expected = oracle_answers(oracle);
+    if version >= (3, 13) {
+        for (i, case) in cases.iter().enumerate() {
+            // `-m py_compile` takes no dfile; those cases keep the in-process
+            // oracle (their sources have no state-dependent strings).
+            if case.filename == case.disk {
+                expected[i] = fresh_py_compile(python, version, dir.path(), case);
+            }
+        }
+    }
     for ((case, want), got) in cases.iter().zip(&expected).zip(&got) {
         let name = String::from_utf8_lossy(case.disk);
         assert_eq!(got, want, "{version:?} {name} optimize={}", case.optimize);
+    }
+}
+
+/// 3.13+: what a fresh `python -m py_compile FILE` writes (the reference the
+/// worker's state is made to match), or prints on stderr when it fails.
+fn fresh_py_compile(
+    python: &Path,
+    version: (u32, u32),
+    dir: &Path,
+    case: &Case,
+) -> (String, String) {
+    let (flag, suffix) = match case.optimize {
+        -1 | 0 => (None, String::new()),
+        level => (
+            Some(if level == 1 { "-O" } else { "-OO" }),
+            format!(".opt-{level}"),
+        ),
+    };
+    let output = Command::new(python)
+        .args(flag)
+        .args(["-m", "py_compile"])
+        .arg(OsStr::from_bytes(case.disk))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    if output.status.success() {
+        let stem = &case.disk[..case.disk.len() - 3];
+        let mut name = stem.to_vec();
+        name.extend_from_slice(
+            format!(".cpython-{}{}{suffix}.pyc", version.0, version.1).as_bytes(),
+        );
+        let pyc = std::fs::read(dir.join("__pycache__").join(OsStr::from_bytes(&name))).unwrap();
+        ("code".to_owned(), hex(&pyc[16..]))
+    } else if stderr.starts_with("Traceback") {
+        // marshal.dumps raised; py_compile lets it through.
+        let last = stderr.lines().last().unwrap_or_default();
+        ("marshal".to_owned(), last.to_owned())
+    } else {
+        ("compile".to_owned(), stderr)
     }
 }
 
@@ -250,10 +310,17 @@ fn messages_match_compileall_stdout() {
             if let Err(failure) = pool.compile(job(case)) {
                 failures += 1;
                 let printed = format!("*** {}\n", failure.message);
-                assert!(stdout.contains(&printed), "{version:?}: {printed:?} not in\n{stdout}");
+                assert!(
+                    stdout.contains(&printed),
+                    "{version:?}: {printed:?} not in\n{stdout}"
+                );
             }
         }
-        assert_eq!(stdout.matches("*** ").count(), failures, "{version:?}\n{stdout}");
+        assert_eq!(
+            stdout.matches("*** ").count(),
+            failures,
+            "{version:?}\n{stdout}"
+        );
     }
 }
 
@@ -262,7 +329,11 @@ fn newest() -> Option<(PathBuf, (u32, u32))> {
 }
 
 fn idle_python_pids(pool: &CpythonPool) -> Vec<u32> {
-    pool.lock_idle().iter().flatten().map(Worker::python_pid).collect()
+    pool.lock_idle()
+        .iter()
+        .flatten()
+        .map(Worker::python_pid)
+        .collect()
 }
 
 fn is_gone(pid: u32) -> bool {
@@ -290,7 +361,11 @@ fn killed_worker_fails_one_file_and_is_replaced() {
         compiling.join().unwrap().unwrap_err()
     });
     assert_eq!(failure.kind, FailureKind::WorkerCrashed);
-    assert!(failure.message.contains("signal 9 (SIGKILL)"), "{}", failure.message);
+    assert!(
+        failure.message.contains("signal 9 (SIGKILL)"),
+        "{}",
+        failure.message
+    );
     assert!(is_gone(pid), "the dead worker was not reaped");
     // The next file gets a fresh worker.
     let ok = CompileJob {
@@ -352,7 +427,11 @@ fn honours_environment_and_survives_startup_prints() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir(&site).unwrap();
-    std::fs::write(site.join("sitecustomize.py"), "print('noise from sitecustomize')\n").unwrap();
+    std::fs::write(
+        site.join("sitecustomize.py"),
+        "print('noise from sitecustomize')\n",
+    )
+    .unwrap();
     let wrapper = dir.path().join("python");
     let script = format!(
         "#!/bin/sh\nPYTHONPATH='{}' PYTHONOPTIMIZE=2 PYTHONUNBUFFERED=1 exec '{}' \"$@\"\n",
@@ -360,7 +439,11 @@ fn honours_environment_and_survives_startup_prints() {
         python.display()
     );
     std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 
     let rich = case(b"rich.py", RICH);
     write_cases(dir.path(), std::slice::from_ref(&rich));
@@ -384,10 +467,13 @@ fn wrong_version_fails_the_handshake() {
         timeout: None,
         version: (major, minor + 1),
     };
-    let err = CpythonPool::start(config).err().expect("version mismatch accepted");
+    let err = CpythonPool::start(config)
+        .err()
+        .expect("version mismatch accepted");
     assert!(matches!(err, PoolError::Handshake { .. }), "{err}");
     assert!(
-        err.to_string().contains(&format!("expected {major}.{}", minor + 1)),
+        err.to_string()
+            .contains(&format!("expected {major}.{}", minor + 1)),
         "{err}"
     );
 }
@@ -400,6 +486,92 @@ fn not_a_python_fails_the_handshake() {
         timeout: None,
         version: (3, 11),
     };
-    let err = CpythonPool::start(config).err().expect("`false` accepted as python");
+    let err = CpythonPool::start(config)
+        .err()
+        .expect("`false` accepted as python");
     assert!(err.to_string().contains("exited with status 1"), "{err}");
+}
+
+/// 3.13+: a job that imports a module (here the codec named by a coding
+/// cookie) leaves the worker unlike a fresh `python -m py_compile`, so the
+/// worker retires; ordinary files and compile errors do not retire it.
+#[test]
+fn worker_retires_after_a_job_that_imports() {
+    let Some((python, version)) = newest().filter(|(_, version)| *version >= (3, 13)) else {
+        eprintln!("SKIP: needs CPython >= 3.13");
+        return;
+    };
+    let pool = start(&python, version, 1, None);
+    let first = idle_python_pids(&pool);
+    for (source, filename) in [(&b"x = 1\n"[..], &b"ok.py"[..]), (b"def f(:\n", b"bad.py")] {
+        let _ = pool.compile(CompileJob {
+            source,
+            filename,
+            optimize: -1,
+        });
+    }
+    assert_eq!(
+        idle_python_pids(&pool),
+        first,
+        "an ordinary job retired the worker"
+    );
+    let koi8 = CompileJob {
+        source: b"# -*- coding: koi8-r -*-\ns = '\xf0\xf2\xe9'\n",
+        filename: b"koi8.py",
+        optimize: -1,
+    };
+    assert!(pool.compile(koi8).is_ok());
+    assert!(
+        idle_python_pids(&pool).is_empty(),
+        "the slot should be empty until next use"
+    );
+    assert!(is_gone(first[0]), "the retired worker was not reaped");
+    assert!(pool.compile(koi8).is_ok());
+    assert_ne!(idle_python_pids(&pool), first);
+}
+
+/// 3.13+: once a worker has parsed the identifier `h3`, the two equal
+/// frozensets below are no longer one shared constant, so its bytes would
+/// differ from a fresh `python -m py_compile` (found in networkx's tests).
+/// The worker must hand the file to a fresh worker instead.
+#[test]
+fn history_dependent_file_is_redone_in_a_fresh_worker() {
+    let Some((python, version)) = newest().filter(|(_, version)| *version >= (3, 13)) else {
+        eprintln!("SKIP: needs CPython >= 3.13");
+        return;
+    };
+    let shared_sets = case(
+        b"shared_sets.py",
+        "def f():\n    assert set(U) == {\"g0\", \"g1\", \"g2\", \"h3\", \"h4\"}\n    \
+         assert len(U.edges()) == len(G.edges()) + len(H.edges()) + len(G) * len(H) * 2\n\
+         def g():\n    assert set(U) == {\"g0\", \"g1\", \"g2\", \"h3\", \"h4\"}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_cases(dir.path(), std::slice::from_ref(&shared_sets));
+    let expected = fresh_py_compile(&python, version, dir.path(), &shared_sets);
+
+    let pool = start(&python, version, 1, None);
+    let leak_h3 = CompileJob {
+        source: b"h3 = 0\n",
+        filename: b"a.py",
+        optimize: -1,
+    };
+    assert!(pool.compile(leak_h3).is_ok());
+    let dirty = idle_python_pids(&pool);
+    assert!(
+        pool.compile(CompileJob {
+            source: b"x = {'a', 'b'}\n",
+            ..leak_h3
+        })
+        .is_ok()
+    );
+    assert_eq!(
+        idle_python_pids(&pool),
+        dirty,
+        "an ordinary file was redone"
+    );
+
+    assert_eq!(outcome(pool.compile(job(&shared_sets))), expected);
+    assert_ne!(idle_python_pids(&pool), dirty, "the file was not redone");
+    assert!(is_gone(dirty[0]), "the dirty worker was not reaped");
 }

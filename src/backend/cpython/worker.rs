@@ -28,6 +28,15 @@ pub(super) enum Reply {
     Code(Vec<u8>),
     CompileError(String),
     MarshalError(String),
+    /// Compile this file again in a fresh worker (3.13+, see `worker.py`).
+    Redo,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Answer {
+    pub reply: Reply,
+    /// The worker has exited after answering and must be replaced.
+    pub retired: bool,
 }
 
 /// Why a worker could not answer; the worker must then be discarded.
@@ -106,7 +115,9 @@ impl Worker {
         self.skip_to_ready_marker(deadline)?;
         let header = self.read_header(deadline)?;
         if header.status != Status::Ready || header.job != 0 || header.payload_len > 256 {
-            return Err(WorkerFault::Protocol(format!("expected Ready, got {header:?}")));
+            return Err(WorkerFault::Protocol(format!(
+                "expected Ready, got {header:?}"
+            )));
         }
         let payload = self.read_payload(header.payload_len, deadline)?;
         match protocol::parse_ready(&payload) {
@@ -148,7 +159,7 @@ impl Worker {
         job_id: u64,
         job: &CompileJob<'_>,
         deadline: Option<Instant>,
-    ) -> Result<Reply, WorkerFault> {
+    ) -> Result<Answer, WorkerFault> {
         let requests = self.requests.as_mut().ok_or(WorkerFault::Died)?;
         pipe::write_all(requests, &protocol::request_head(job_id, job), deadline)?;
         pipe::write_all(requests, job.source, deadline)?;
@@ -162,22 +173,33 @@ impl Worker {
             )));
         }
         let payload = self.read_payload(header.payload_len, deadline)?;
-        match header.status {
-            Status::Code => Ok(Reply::Code(payload)),
-            Status::CompileError => Ok(Reply::CompileError(into_text(payload))),
-            Status::MarshalError => Ok(Reply::MarshalError(into_text(payload))),
-            Status::Ready => Err(WorkerFault::Protocol("unexpected Ready".to_owned())),
-        }
+        let reply = match header.status {
+            Status::Code => Reply::Code(payload),
+            Status::CompileError => Reply::CompileError(into_text(payload)),
+            Status::MarshalError => Reply::MarshalError(into_text(payload)),
+            Status::Redo => Reply::Redo,
+            Status::Ready => return Err(WorkerFault::Protocol("unexpected Ready".to_owned())),
+        };
+        Ok(Answer {
+            reply,
+            retired: header.retire,
+        })
     }
 
     fn read_header(&mut self, deadline: Option<Instant>) -> Result<ResponseHeader, WorkerFault> {
         let mut bytes = [0u8; RESPONSE_HEADER_LEN];
         pipe::read_exact(&mut self.responses, &mut bytes, deadline)?;
-        protocol::parse_response_header(&bytes).map_err(|err| WorkerFault::Protocol(err.to_string()))
+        protocol::parse_response_header(&bytes)
+            .map_err(|err| WorkerFault::Protocol(err.to_string()))
     }
 
-    fn read_payload(&mut self, len: u64, deadline: Option<Instant>) -> Result<Vec<u8>, WorkerFault> {
-        let len = usize::try_from(len).map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
+    fn read_payload(
+        &mut self,
+        len: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, WorkerFault> {
+        let len = usize::try_from(len)
+            .map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
         let mut payload = vec![0u8; len];
         pipe::read_exact(&mut self.responses, &mut payload, deadline)?;
         Ok(payload)
@@ -218,7 +240,8 @@ impl Drop for Worker {
 
 /// The worker sends UTF-8 (backslashreplace'd); stay total anyway.
 fn into_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 pub(super) fn describe_exit(status: ExitStatus) -> String {
