@@ -151,6 +151,41 @@ pub fn parity(
     our_args: &[&OsStr],
     env: &[(&str, &OsStr)],
 ) -> Parity {
+    parity_with(
+        python,
+        tree,
+        work,
+        &[OsStr::new("-m"), OsStr::new("compileall")],
+        oracle_args,
+        our_args,
+        env,
+        env,
+    )
+}
+
+/// Runs compileall with a prefix set *after* the interpreter started
+/// (`sys.pycache_prefix = P`), as `python -X pycache_prefix` would for its
+/// writes but without compiling its own start-up modules from source:
+/// PYTHONPYCACHEPREFIX at start-up changes the process state and, on 3.12,
+/// the marshal bytes of what it compiles.
+pub const COMPILEALL_WITH_PREFIX: &str = "import sys, runpy\n\
+sys.pycache_prefix = sys.argv.pop(1)\n\
+sys.argv[0] = 'compileall.py'\n\
+runpy.run_module('compileall', run_name='__main__', alter_sys=True)\n";
+
+/// `parity` with the oracle's interpreter arguments and each side's
+/// environment given separately.
+#[allow(clippy::too_many_arguments)]
+pub fn parity_with(
+    python: &Path,
+    tree: &Path,
+    work: &Path,
+    oracle_cmd: &[&OsStr],
+    oracle_args: &[&OsStr],
+    our_args: &[&OsStr],
+    oracle_env: &[(&str, &OsStr)],
+    our_env: &[(&str, &OsStr)],
+) -> Parity {
     let name = tree.file_name().expect("tree has a name");
     let reset = || {
         for entry in std::fs::read_dir(work).expect("work dir").flatten() {
@@ -166,14 +201,14 @@ pub fn parity(
     reset();
     let mut cmd = Command::new(python);
     clear_python_env(&mut cmd);
-    cmd.current_dir(work).arg("-m").arg("compileall").args(oracle_args);
-    cmd.envs(env.iter().copied());
+    cmd.current_dir(work).args(oracle_cmd).args(oracle_args);
+    cmd.envs(oracle_env.iter().copied());
     let oracle = run(&mut cmd);
     let oracle_pycs = pycs_under(work);
     reset();
     let mut cmd = precompyle();
     cmd.current_dir(work).arg("--python").arg(python).args(our_args);
-    cmd.envs(env.iter().copied());
+    cmd.envs(our_env.iter().copied());
     let ours = run(&mut cmd);
     let our_pycs = pycs_under(work);
     Parity {

@@ -87,10 +87,7 @@ impl CpythonPool {
             if let Some(worker) = idle.pop() {
                 return Checkout { pool: self, worker };
             }
-            idle = self
-                .slot_returned
-                .wait(idle)
-                .unwrap_or_else(PoisonError::into_inner);
+            idle = self.slot_returned.wait(idle).unwrap_or_else(PoisonError::into_inner);
         }
     }
 

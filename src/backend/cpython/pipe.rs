@@ -74,11 +74,7 @@ pub(super) fn read_exact<R: Read + AsFd>(
 
 /// Waits until `fd` is ready for `events` (or hung up, which the next read or
 /// write reports), or the deadline passes.
-fn wait_for(
-    fd: BorrowedFd<'_>,
-    events: libc::c_short,
-    deadline: Option<Instant>,
-) -> Result<(), PipeError> {
+fn wait_for(fd: BorrowedFd<'_>, events: libc::c_short, deadline: Option<Instant>) -> Result<(), PipeError> {
     loop {
         let timeout_ms = match deadline {
             None => -1,
@@ -132,10 +128,7 @@ mod tests {
             read_exact(&mut out, &mut buf, Some(soon)),
             Err(PipeError::TimedOut)
         ));
-        assert!(matches!(
-            read_exact(&mut out, &mut buf, None),
-            Err(PipeError::Closed)
-        ));
+        assert!(matches!(read_exact(&mut out, &mut buf, None), Err(PipeError::Closed)));
         child.wait().unwrap();
     }
 
@@ -147,9 +140,6 @@ mod tests {
         child.wait().unwrap();
         // More than a pipe buffer, so the write cannot succeed by buffering.
         let big = vec![0u8; 1 << 20];
-        assert!(matches!(
-            write_all(&mut input, &big, None),
-            Err(PipeError::Closed)
-        ));
+        assert!(matches!(write_all(&mut input, &big, None), Err(PipeError::Closed)));
     }
 }

@@ -72,9 +72,7 @@ pub(super) fn request_head(job_id: u64, job: &CompileJob<'_>) -> Vec<u8> {
     head
 }
 
-pub(super) fn parse_response_header(
-    bytes: &[u8; RESPONSE_HEADER_LEN],
-) -> Result<ResponseHeader, UnknownStatus> {
+pub(super) fn parse_response_header(bytes: &[u8; RESPONSE_HEADER_LEN]) -> Result<ResponseHeader, UnknownStatus> {
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let status = Status::from_byte(bytes[8] & !RETIRE).ok_or(UnknownStatus(bytes[8]))?;
     Ok(ResponseHeader {
@@ -98,11 +96,7 @@ pub(super) fn parse_ready(payload: &[u8]) -> Option<Ready> {
     let text = std::str::from_utf8(payload).ok()?;
     let (version, pid) = text.split_once(' ')?;
     let mut parts = version.split('.').map(str::parse::<u32>);
-    let triple = (
-        parts.next()?.ok()?,
-        parts.next()?.ok()?,
-        parts.next()?.ok()?,
-    );
+    let triple = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
     if parts.next().is_some() {
         return None;
     }

@@ -37,12 +37,7 @@ fn interpreters() -> Vec<(PathBuf, (u32, u32))> {
     found
 }
 
-fn start(
-    python: &Path,
-    version: (u32, u32),
-    workers: usize,
-    timeout: Option<Duration>,
-) -> CpythonPool {
+fn start(python: &Path, version: (u32, u32), workers: usize, timeout: Option<Duration>) -> CpythonPool {
     let config = PoolConfig {
         python: python.to_owned(),
         workers,
@@ -93,16 +88,10 @@ fn cases() -> Vec<Case> {
         case(b"nul.py", "x = 1\0\n"),
         case(b"enc.py", "# coding: foobar\nx = 1\n"),
         case(b"badutf8.py", &b"x = '\xff'\n"[..]),
-        case(
-            b"bomlatin.py",
-            &b"\xef\xbb\xbf# coding: latin-1\nx = 1\n"[..],
-        ),
+        case(b"bomlatin.py", &b"\xef\xbb\xbf# coding: latin-1\nx = 1\n"[..]),
         case(b"deepunary.py", "-".repeat(20_000) + "1\n"),
         case(b"binchain.py", format!("x = {}1\n", "1+".repeat(20_000))),
-        case(
-            b"parens.py",
-            format!("x = {}{}\n", "(".repeat(201), ")".repeat(201)),
-        ),
+        case(b"parens.py", format!("x = {}{}\n", "(".repeat(201), ")".repeat(201))),
         case(b"marshal.py", format!("f = {}1\n", "lambda: ".repeat(1000))),
         case(b"warn.py", "x = \"\\d\"\n"),
         case(b"caf\xc3\xa9\xff.py", "def f(:\n"),
@@ -247,18 +236,10 @@ fn check_against_py_compile(python: &Path, version: (u32, u32), cases: &[Case]) 
 
 /// 3.13+: what a fresh `python -m py_compile FILE` writes (the reference the
 /// worker's state is made to match), or prints on stderr when it fails.
-fn fresh_py_compile(
-    python: &Path,
-    version: (u32, u32),
-    dir: &Path,
-    case: &Case,
-) -> (String, String) {
+fn fresh_py_compile(python: &Path, version: (u32, u32), dir: &Path, case: &Case) -> (String, String) {
     let (flag, suffix) = match case.optimize {
         -1 | 0 => (None, String::new()),
-        level => (
-            Some(if level == 1 { "-O" } else { "-OO" }),
-            format!(".opt-{level}"),
-        ),
+        level => (Some(if level == 1 { "-O" } else { "-OO" }), format!(".opt-{level}")),
     };
     let output = Command::new(python)
         .args(flag)
@@ -271,9 +252,7 @@ fn fresh_py_compile(
     if output.status.success() {
         let stem = &case.disk[..case.disk.len() - 3];
         let mut name = stem.to_vec();
-        name.extend_from_slice(
-            format!(".cpython-{}{}{suffix}.pyc", version.0, version.1).as_bytes(),
-        );
+        name.extend_from_slice(format!(".cpython-{}{}{suffix}.pyc", version.0, version.1).as_bytes());
         let pyc = std::fs::read(dir.join("__pycache__").join(OsStr::from_bytes(&name))).unwrap();
         ("code".to_owned(), hex(&pyc[16..]))
     } else if stderr.starts_with("Traceback") {
@@ -310,17 +289,10 @@ fn messages_match_compileall_stdout() {
             if let Err(failure) = pool.compile(job(case)) {
                 failures += 1;
                 let printed = format!("*** {}\n", failure.message);
-                assert!(
-                    stdout.contains(&printed),
-                    "{version:?}: {printed:?} not in\n{stdout}"
-                );
+                assert!(stdout.contains(&printed), "{version:?}: {printed:?} not in\n{stdout}");
             }
         }
-        assert_eq!(
-            stdout.matches("*** ").count(),
-            failures,
-            "{version:?}\n{stdout}"
-        );
+        assert_eq!(stdout.matches("*** ").count(), failures, "{version:?}\n{stdout}");
     }
 }
 
@@ -329,11 +301,7 @@ fn newest() -> Option<(PathBuf, (u32, u32))> {
 }
 
 fn idle_python_pids(pool: &CpythonPool) -> Vec<u32> {
-    pool.lock_idle()
-        .iter()
-        .flatten()
-        .map(Worker::python_pid)
-        .collect()
+    pool.lock_idle().iter().flatten().map(Worker::python_pid).collect()
 }
 
 fn is_gone(pid: u32) -> bool {
@@ -361,11 +329,7 @@ fn killed_worker_fails_one_file_and_is_replaced() {
         compiling.join().unwrap().unwrap_err()
     });
     assert_eq!(failure.kind, FailureKind::WorkerCrashed);
-    assert!(
-        failure.message.contains("signal 9 (SIGKILL)"),
-        "{}",
-        failure.message
-    );
+    assert!(failure.message.contains("signal 9 (SIGKILL)"), "{}", failure.message);
     assert!(is_gone(pid), "the dead worker was not reaped");
     // The next file gets a fresh worker.
     let ok = CompileJob {
@@ -427,11 +391,7 @@ fn honours_environment_and_survives_startup_prints() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir(&site).unwrap();
-    std::fs::write(
-        site.join("sitecustomize.py"),
-        "print('noise from sitecustomize')\n",
-    )
-    .unwrap();
+    std::fs::write(site.join("sitecustomize.py"), "print('noise from sitecustomize')\n").unwrap();
     let wrapper = dir.path().join("python");
     let script = format!(
         "#!/bin/sh\nPYTHONPATH='{}' PYTHONOPTIMIZE=2 PYTHONUNBUFFERED=1 exec '{}' \"$@\"\n",
@@ -439,11 +399,7 @@ fn honours_environment_and_survives_startup_prints() {
         python.display()
     );
     std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let rich = case(b"rich.py", RICH);
     write_cases(dir.path(), std::slice::from_ref(&rich));
@@ -467,13 +423,10 @@ fn wrong_version_fails_the_handshake() {
         timeout: None,
         version: (major, minor + 1),
     };
-    let err = CpythonPool::start(config)
-        .err()
-        .expect("version mismatch accepted");
+    let err = CpythonPool::start(config).err().expect("version mismatch accepted");
     assert!(matches!(err, PoolError::Handshake { .. }), "{err}");
     assert!(
-        err.to_string()
-            .contains(&format!("expected {major}.{}", minor + 1)),
+        err.to_string().contains(&format!("expected {major}.{}", minor + 1)),
         "{err}"
     );
 }
@@ -486,9 +439,7 @@ fn not_a_python_fails_the_handshake() {
         timeout: None,
         version: (3, 11),
     };
-    let err = CpythonPool::start(config)
-        .err()
-        .expect("`false` accepted as python");
+    let err = CpythonPool::start(config).err().expect("`false` accepted as python");
     assert!(err.to_string().contains("exited with status 1"), "{err}");
 }
 
@@ -510,11 +461,7 @@ fn worker_retires_after_a_job_that_imports() {
             optimize: -1,
         });
     }
-    assert_eq!(
-        idle_python_pids(&pool),
-        first,
-        "an ordinary job retired the worker"
-    );
+    assert_eq!(idle_python_pids(&pool), first, "an ordinary job retired the worker");
     let koi8 = CompileJob {
         source: b"# -*- coding: koi8-r -*-\ns = '\xf0\xf2\xe9'\n",
         filename: b"koi8.py",
@@ -565,11 +512,7 @@ fn history_dependent_file_is_redone_in_a_fresh_worker() {
         })
         .is_ok()
     );
-    assert_eq!(
-        idle_python_pids(&pool),
-        dirty,
-        "an ordinary file was redone"
-    );
+    assert_eq!(idle_python_pids(&pool), dirty, "an ordinary file was redone");
 
     assert_eq!(outcome(pool.compile(job(&shared_sets))), expected);
     assert_ne!(idle_python_pids(&pool), dirty, "the file was not redone");

@@ -79,7 +79,19 @@ impl Worker {
     /// PYTHONWARNINGS, site) that `python -m compileall` would see, so that
     /// `sys.flags.optimize` and warning filters match.
     pub(super) fn spawn(python: &Path) -> io::Result<Worker> {
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        // Frozenset constants are marshalled in hash order, and str hashes are
+        // salted per process: without a fixed seed, 3.8-3.10 write different
+        // bytes for the same file from run to run and worker to worker. A seed
+        // the user chose is kept.
+        if std::env::var_os("PYTHONHASHSEED").is_none() {
+            command.env("PYTHONHASHSEED", "0");
+        }
+        // The prefix is ours to apply. In the worker it would only make the
+        // interpreter compile its own start-up modules from source, which
+        // changes its state and (3.12) the bytes it marshals.
+        command.env_remove("PYTHONPYCACHEPREFIX");
+        let mut child = command
             .arg("-c")
             .arg(WORKER_SCRIPT)
             .stdin(Stdio::piped())
@@ -115,9 +127,7 @@ impl Worker {
         self.skip_to_ready_marker(deadline)?;
         let header = self.read_header(deadline)?;
         if header.status != Status::Ready || header.job != 0 || header.payload_len > 256 {
-            return Err(WorkerFault::Protocol(format!(
-                "expected Ready, got {header:?}"
-            )));
+            return Err(WorkerFault::Protocol(format!("expected Ready, got {header:?}")));
         }
         let payload = self.read_payload(header.payload_len, deadline)?;
         match protocol::parse_ready(&payload) {
@@ -189,17 +199,11 @@ impl Worker {
     fn read_header(&mut self, deadline: Option<Instant>) -> Result<ResponseHeader, WorkerFault> {
         let mut bytes = [0u8; RESPONSE_HEADER_LEN];
         pipe::read_exact(&mut self.responses, &mut bytes, deadline)?;
-        protocol::parse_response_header(&bytes)
-            .map_err(|err| WorkerFault::Protocol(err.to_string()))
+        protocol::parse_response_header(&bytes).map_err(|err| WorkerFault::Protocol(err.to_string()))
     }
 
-    fn read_payload(
-        &mut self,
-        len: u64,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, WorkerFault> {
-        let len = usize::try_from(len)
-            .map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
+    fn read_payload(&mut self, len: u64, deadline: Option<Instant>) -> Result<Vec<u8>, WorkerFault> {
+        let len = usize::try_from(len).map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
         let mut payload = vec![0u8; len];
         pipe::read_exact(&mut self.responses, &mut payload, deadline)?;
         Ok(payload)
@@ -240,8 +244,7 @@ impl Drop for Worker {
 
 /// The worker sends UTF-8 (backslashreplace'd); stay total anyway.
 fn into_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 pub(super) fn describe_exit(status: ExitStatus) -> String {
