@@ -350,5 +350,27 @@ fn write_and_close(mut file: File, header: &[u8; 16], body: &[u8]) -> io::Result
     Ok(())
 }
 
+/// `--hardlink-dupes`: make `cfile` a hard link to `existing` (the previous
+/// optimization level's identical pyc) by linking a temp name and renaming
+/// it over `cfile`, so `cfile` is never missing, unlike compileall's
+/// unlink-then-link.
+pub fn link_atomic(existing: &Path, cfile: &Path) -> Result<(), WriteError> {
+    let mut tmp = cfile.as_os_str().to_owned();
+    tmp.push(format!(".{}.link", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::hard_link(existing, &tmp).map_err(|source| WriteError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, cfile).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        WriteError::Rename {
+            from: tmp.clone(),
+            to: cfile.to_owned(),
+            source,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -668,7 +668,7 @@ impl<'a> Runner<'a> {
                 Some((prev_path, prev_body))
                     if s.hardlink_dupes && *prev_body == body && *prev_path != pyc_path.as_path() =>
                 {
-                    link_atomic(prev_path, pyc_path)
+                    pyc::link_atomic(prev_path, pyc_path)
                 }
                 _ => pyc::write_atomic(pyc_path, &header, &body, Some(meta.mode())),
             };
@@ -844,21 +844,4 @@ fn components(path: &[u8]) -> Vec<Vec<u8>> {
         .filter(|p| !p.is_empty())
         .map(<[u8]>::to_vec)
         .collect()
-}
-
-/// Temporary home until pyc.rs grows it: hard-link `existing` to `cfile`
-/// through a temp name, so `cfile` is replaced atomically.
-fn link_atomic(existing: &Path, cfile: &Path) -> Result<(), pyc::WriteError> {
-    let tmp = PathBuf::from(format!("{}.{}.link", cfile.display(), std::process::id()));
-    std::fs::hard_link(existing, &tmp).map_err(|source| pyc::WriteError::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, cfile).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        pyc::WriteError::Io {
-            path: cfile.to_owned(),
-            source,
-        }
-    })
 }

@@ -308,3 +308,54 @@ fn parity_whole_corpus() {
         );
     }
 }
+
+/// `--hardlink-dupes`: the same pycs with the same bytes, and the same files
+/// hard-linked together (compared as link counts per pyc).
+#[test]
+fn hardlink_dupes_link_the_same_files_as_compileall() {
+    use std::os::unix::fs::MetadataExt;
+    let python = support::python3();
+    let scratch = support::scratch();
+    let tree = stdlib_sample(&python, scratch.path());
+    let work = support::scratch();
+    let links = |dir: &Path| -> Vec<(PathBuf, u64)> {
+        let mut found: Vec<(PathBuf, u64)> = walkdir::WalkDir::new(dir)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file() && e.path().extension() == Some(OsStr::new("pyc")))
+            .map(|e| {
+                (
+                    e.path().strip_prefix(dir).unwrap().to_owned(),
+                    e.metadata().unwrap().nlink(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let args: Vec<&OsStr> = ["-q", "-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes", "tree"]
+        .iter()
+        .map(OsStr::new)
+        .collect();
+    let name = work.path().join("tree");
+    support::copy_tree(&tree, &name);
+    let oracle = support::compileall(&python, work.path(), &args);
+    assert!(oracle.status.success());
+    let (oracle_links, oracle_pycs) = (links(work.path()), support::pycs_under(work.path()));
+    std::fs::remove_dir_all(&name).unwrap();
+    support::copy_tree(&tree, &name);
+    let ours = support::run(
+        support::precompyle()
+            .current_dir(work.path())
+            .arg("--python")
+            .arg(&python)
+            .args(&args),
+    );
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stdout));
+    assert_eq!(support::diff_pycs(&oracle_pycs, &support::pycs_under(work.path())), "");
+    assert!(
+        oracle_links.iter().any(|(_, n)| *n > 1),
+        "the sample has no duplicate levels to link"
+    );
+    assert_eq!(oracle_links, links(work.path()));
+}
