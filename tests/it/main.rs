@@ -6,5 +6,6 @@ mod support;
 
 mod check;
 mod edge;
+mod faults;
 mod parity;
 mod runtime;
