@@ -76,6 +76,12 @@ def _pcw_compile_one(_pcw_source, _pcw_filename, _pcw_optimize, _pcw_distrust):
     `distrust(code)` true means this process's history may have changed the
     bytes: answer REDO instead.
     """
+    if sys.version_info < (3, 11):
+        # A name held only by the type attribute cache (e.g. "_m" from
+        # types.py) gets a marshal reference or not depending on which cache
+        # slots the process happened to reuse (ASLR); drop them all so the
+        # bytes are the same in every worker and every run.
+        sys._clear_type_cache()
     try:
         _pcw_code = compile(_pcw_source, _pcw_filename, "exec", dont_inherit=True, optimize=_pcw_optimize)
     except Exception as _pcw_err:  # py_compile wraps every Exception
