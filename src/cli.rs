@@ -133,6 +133,14 @@ pub struct Cli {
     pub no_progress: bool,
 }
 
+impl Cli {
+    /// The walk depth `-r`/`-l` ask for (`-r` wins), or `None` for
+    /// compileall's version-dependent default.
+    pub fn depth_flag(&self) -> Option<i64> {
+        self.recursion.or(self.no_recurse.then_some(0))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InvalidationModeArg {
     #[value(name = "checked-hash")]

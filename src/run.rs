@@ -3,7 +3,7 @@
 //! in the order a sequential compileall would print it.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -94,13 +94,10 @@ pub fn main() -> ExitCode {
 
 /// How deep to walk before the target is known: the flags' depth, or
 /// compileall's default for 3.9+ (the recursion limit, 1000). A smaller
-/// final depth (3.8's 10) is applied to the walked items afterwards.
+/// final depth (3.8's 10) is applied to the walked items afterwards; a
+/// larger one (a raised recursion limit) walks again.
 fn walk_limit(cli: &Cli) -> i64 {
-    match (cli.recursion, cli.no_recurse) {
-        (Some(r), _) => r,
-        (None, true) => 0,
-        (None, false) => 1000,
-    }
+    cli.depth_flag().unwrap_or(1000)
 }
 
 fn settings_or_exit(cli: Cli, env: &Environment, target: &Target, list: Vec<PathBuf>) -> Result<Settings, ()> {
@@ -286,10 +283,12 @@ impl<'a> Runner<'a> {
     fn run(&self, printer: &mut Printer, prewalk: Option<Prewalk>) {
         match &self.settings.dests {
             Dests::Paths(paths) => {
-                let items = match prewalk {
-                    Some(walked) => walked.items(self.settings.maxlevels),
-                    None => Prewalk::new(paths, self.settings.maxlevels).items(self.settings.maxlevels),
+                let maxlevels = self.settings.maxlevels;
+                let walked = match prewalk {
+                    Some(walked) if walked.limit >= maxlevels => walked,
+                    _ => Prewalk::new(paths, maxlevels),
                 };
+                let items = walked.items(maxlevels);
                 self.process(&items, paths, printer);
             }
             Dests::SysPath(entries) => {
@@ -471,8 +470,8 @@ impl<'a> Runner<'a> {
         report
     }
 
-    /// compile_file's checks before compiling, in its order: dfile, `-x`,
-    /// `-e`, regular file, suffix, pyc paths.
+    /// compile_file's checks before compiling, in its order (but for the
+    /// suffix, see below): dfile, `-x`, `-e`, suffix, regular file, pyc paths.
     fn prepare<'p>(
         &self,
         fullname: &'p Path,
@@ -549,11 +548,10 @@ impl<'a> Runner<'a> {
     /// resolved limit.
     fn symlink_within(&self, path: &Path, limit: &Path) -> bool {
         let resolved = match &self.settings.root {
-            Some(root) => {
-                let abs = lexical_absolute(path, &self.settings.cwd);
-                let runtime = abs.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or(abs);
-                resolve_in_root(&runtime, root)
-            }
+            Some(root) => match self.runtime_path(path) {
+                Ok(runtime) => resolve_in_root(Path::new(OsStr::from_bytes(&runtime)), root),
+                Err(_) => lexical_absolute(path, &self.settings.cwd),
+            },
             None => {
                 let abs = lexical_absolute(path, &self.settings.cwd);
                 std::fs::canonicalize(&abs).unwrap_or(abs)
@@ -572,7 +570,8 @@ impl<'a> Runner<'a> {
         let Some(root) = &self.settings.root else {
             return Ok(path);
         };
-        let under_root = lexical_absolute(&root.join(path.strip_prefix("/").unwrap_or(&path)), Path::new("/"));
+        let written = root.join(path.strip_prefix("/").unwrap_or(&path));
+        let under_root = lexical_absolute(&written, Path::new("/"));
         if !under_root.starts_with(root) {
             return Err(failed(
                 ErrorKind::Layout,
@@ -584,22 +583,16 @@ impl<'a> Runner<'a> {
                 false,
             ));
         }
-        Ok(root.join(path.strip_prefix("/").unwrap_or(&path)))
+        Ok(written)
     }
 
     fn build(&self, plan: Plan<'_>) -> FileResult {
         let s = self.settings;
-        let mut source: Option<Vec<u8>> = None;
+        let mut source: Option<(Vec<u8>, Stamp)> = None;
         if !s.force || s.check {
-            let stamp = match self.stamp(&plan, &mut source) {
+            let stamp = match self.stamp_before_compiling(&plan, &mut source) {
                 Ok(stamp) => stamp,
-                Err(e) => {
-                    return failed(
-                        ErrorKind::ReadSource,
-                        os_error_text(&e, Some(plan.fullname_bytes()), None),
-                        true,
-                    );
-                }
+                Err(e) => return read_failed(&plan, &e),
             };
             let expected = pyc::header(self.target.magic, s.mode, stamp);
             let stale: Vec<(PathBuf, Staleness)> = plan
@@ -621,32 +614,32 @@ impl<'a> Runner<'a> {
     }
 
     /// The header stamp the pyc must carry now. Timestamp mode needs only the
-    /// stat; hash modes read the source (kept for the compile).
-    fn stamp(&self, plan: &Plan<'_>, source: &mut Option<Vec<u8>>) -> std::io::Result<Stamp> {
+    /// stat; hash modes read the source, which is kept with its stamp for the
+    /// compile.
+    fn stamp_before_compiling(&self, plan: &Plan<'_>, source: &mut Option<(Vec<u8>, Stamp)>) -> std::io::Result<Stamp> {
         if self.settings.mode == InvalidationMode::Timestamp {
             return Ok(timestamp_of(&plan.meta));
         }
-        let (bytes, _) = read_source(plan.fullname)?;
-        let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes);
-        *source = Some(bytes);
-        Ok(Stamp::Hash(hash))
+        let (bytes, stamp) = self.read_stamped(plan)?;
+        *source = Some((bytes, stamp));
+        Ok(stamp)
     }
 
-    fn compile_and_write(&self, plan: &Plan<'_>, source: Option<Vec<u8>>) -> Result<(), FileResult> {
-        let s = self.settings;
-        let (source, meta) = match source {
-            Some(bytes) => (bytes, plan.meta.clone()),
-            None => read_source(plan.fullname).map_err(|e| {
-                failed(
-                    ErrorKind::ReadSource,
-                    os_error_text(&e, Some(plan.fullname_bytes()), None),
-                    true,
-                )
-            })?,
-        };
-        let stamp = match s.mode {
+    /// The source bytes and the stamp that describes exactly those bytes.
+    fn read_stamped(&self, plan: &Plan<'_>) -> std::io::Result<(Vec<u8>, Stamp)> {
+        let (bytes, meta) = read_source(plan.fullname)?;
+        let stamp = match self.settings.mode {
             InvalidationMode::Timestamp => timestamp_of(&meta),
-            _ => Stamp::Hash(pyc::source_hash(self.target.magic, self.target.hash_algo, &source)),
+            _ => Stamp::Hash(pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes)),
+        };
+        Ok((bytes, stamp))
+    }
+
+    fn compile_and_write(&self, plan: &Plan<'_>, source: Option<(Vec<u8>, Stamp)>) -> Result<(), FileResult> {
+        let s = self.settings;
+        let (source, stamp) = match source {
+            Some(read) => read,
+            None => self.read_stamped(plan).map_err(|e| read_failed(plan, &e))?,
         };
         let header = pyc::header(self.target.magic, s.mode, stamp);
         let backend = self.backend()?;
@@ -670,7 +663,7 @@ impl<'a> Runner<'a> {
                 {
                     pyc::link_atomic(prev_path, pyc_path)
                 }
-                _ => pyc::write_atomic(pyc_path, &header, &body, Some(meta.mode())),
+                _ => pyc::write_atomic(pyc_path, &header, &body, Some(plan.meta.mode())),
             };
             written.map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
             previous = Some((pyc_path.as_path(), body));
@@ -705,6 +698,7 @@ struct Completion {
 impl Completion {
     const PENDING: u8 = 0;
     const SUCCEEDED: u8 = 1;
+    const FAILED: u8 = 2;
 
     fn new(len: usize) -> Completion {
         Completion {
@@ -718,7 +712,7 @@ impl Completion {
 
     fn finish(&self, i: usize, succeeded: bool) {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.state[i].store(if succeeded { Self::SUCCEEDED } else { 2 }, Ordering::SeqCst);
+        self.state[i].store(if succeeded { Self::SUCCEEDED } else { Self::FAILED }, Ordering::SeqCst);
         self.changed.notify_all();
     }
 
@@ -748,6 +742,15 @@ impl Plan<'_> {
     fn fullname_bytes(&self) -> &[u8] {
         self.fullname.as_os_str().as_bytes()
     }
+}
+
+/// The source could not be read: compileall prints the OSError.
+fn read_failed(plan: &Plan<'_>, error: &std::io::Error) -> FileResult {
+    failed(
+        ErrorKind::ReadSource,
+        os_error_text(error, Some(plan.fullname_bytes()), None),
+        true,
+    )
 }
 
 fn failed(kind: ErrorKind, message: String, compiling_printed: bool) -> FileResult {

@@ -135,11 +135,10 @@ impl Settings {
             paths.extend(file_list);
             Dests::Paths(paths)
         };
-        let maxlevels = match (cli.recursion, cli.no_recurse) {
-            (Some(r), _) => r,
-            (None, true) => 0,
-            (None, false) if target.minor_version() < (3, 9) => 10,
-            (None, false) => target.recursion_limit,
+        let maxlevels = match cli.depth_flag() {
+            Some(depth) => depth,
+            None if target.minor_version() < (3, 9) => 10,
+            None => target.recursion_limit,
         };
         let mut opt_levels = if cli.opt_levels.is_empty() {
             vec![-1]
