@@ -354,25 +354,13 @@ impl<'a> Runner<'a> {
 
     fn fresh_copy(&self, tree: &Path, work: &Path) {
         if self.in_place {
-            remove_pycache_dirs(work);
+            support::remove_pycaches(work);
             return;
         }
         fresh_copy(tree, work);
         if let Some(prepare) = self.prepare {
             prepare(&work.join(tree.file_name().expect("tree name")));
         }
-    }
-}
-
-fn remove_pycache_dirs(work: &Path) {
-    let found: Vec<PathBuf> = walkdir::WalkDir::new(work)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_dir() && e.file_name() == "__pycache__")
-        .map(|e| e.into_path())
-        .collect();
-    for dir in found {
-        fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("rm -r {}: {e}", dir.display()));
     }
 }
 
@@ -1028,7 +1016,7 @@ fn directories_1000_levels_deep() {
         901
     );
 
-    remove_pycache_dirs(&s.work);
+    support::remove_pycaches(&s.work);
     let stock = support::compileall(&py, &s.work, &os_args(&["deep"]));
     assert!(
         String::from_utf8_lossy(&stock.stderr).contains("RecursionError"),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{copy_tree, precompyle, run, scratch, stdout_lines};
+use crate::support::{self, precompyle, run, scratch, stdout_lines};
 
 /// Packages of the target's stdlib copied as the sample tree (~170 files).
 const SAMPLE: &[&str] = &[
@@ -174,36 +174,9 @@ fn python_output(python: &Path, script: &str, args: &[&OsStr]) -> Output {
     run(cmd.arg("-c").arg(script).args(args))
 }
 
-/// Copies the `SAMPLE` packages of `python`'s stdlib into `<dir>/lib`
-/// (`cp -a`, so mtimes stay), without their `__pycache__`.
+/// The `SAMPLE` packages of `python`'s stdlib in `<dir>/lib`.
 fn stdlib_sample(python: &Path, dir: &Path) -> PathBuf {
-    let out = python_output(
-        python,
-        "import json, os; print(os.path.dirname(os.path.dirname(json.__file__)))",
-        &[],
-    );
-    assert!(out.status.success(), "cannot find the stdlib of {}", python.display());
-    let stdlib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let tree = dir.join("lib");
-    std::fs::create_dir(&tree).expect("mkdir lib");
-    for package in SAMPLE {
-        copy_tree(&stdlib.join(package), &tree.join(package));
-    }
-    remove_pycs(&tree);
-    tree
-}
-
-/// Removes every `__pycache__` under `tree`.
-fn remove_pycs(tree: &Path) {
-    let caches: Vec<PathBuf> = walkdir::WalkDir::new(tree)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_dir() && e.file_name() == "__pycache__")
-        .map(|e| e.into_path())
-        .collect();
-    for cache in caches {
-        std::fs::remove_dir_all(&cache).expect("remove __pycache__");
-    }
+    support::stdlib_sample(python, dir, "lib", SAMPLE)
 }
 
 /// Names precompyle's temp files can have: `<cfile>.<15 digits>` and
@@ -331,7 +304,7 @@ fn sigkill_at_random_points_leaves_only_complete_pycs() {
         }
         // Half the rounds start from nothing, half overwrite with -f.
         let extra: &[&str] = if round % 2 == 0 {
-            remove_pycs(&tree);
+            support::remove_pycaches(&tree);
             &[]
         } else {
             &["-f"]
@@ -421,7 +394,7 @@ fn a_killed_worker_fails_only_its_file() {
 
     const ROUNDS: usize = 3;
     for round in 0..ROUNDS {
-        remove_pycs(&tree);
+        support::remove_pycaches(&tree);
         let child = start(&python, &tree, &["-j", "2"]);
         // Wait until the pool is serving (a first pyc exists), then kill one
         // worker a little later, well before the run ends.

@@ -86,13 +86,7 @@ const CASES: &[Case] = &[
 
 /// Stdlib packages of one interpreter, copied into a scratch `tree`.
 fn stdlib_sample(python: &Path, scratch: &Path) -> PathBuf {
-    let out = support::run(
-        std::process::Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]),
-    );
-    let stdlib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let tree = scratch.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    for package in [
+    let packages = [
         "json",
         "email",
         "importlib",
@@ -100,20 +94,8 @@ fn stdlib_sample(python: &Path, scratch: &Path) -> PathBuf {
         "argparse.py",
         "dataclasses.py",
         "typing.py",
-    ] {
-        support::copy_tree(&stdlib.join(package), &tree.join(package));
-    }
-    remove_pycaches(&tree);
-    tree
-}
-
-fn remove_pycaches(tree: &Path) {
-    let status = std::process::Command::new("find")
-        .arg(tree)
-        .args(["-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    ];
+    support::stdlib_sample(python, scratch, "tree", &packages)
 }
 
 fn run_case(python: &Path, tree: &Path, work: &Path, case: &Case) -> Parity {
@@ -298,13 +280,9 @@ fn parity_python_3_13_against_fresh_py_compile() {
 fn parity_whole_corpus() {
     let python = support::python3();
     let scratch = support::scratch();
-    let out = support::run(
-        std::process::Command::new(&python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]),
-    );
-    let stdlib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let tree = scratch.path().join("tree");
-    support::copy_tree(&stdlib, &tree);
-    remove_pycaches(&tree);
+    support::copy_tree(&support::stdlib_dir(&python), &tree);
+    support::remove_pycaches(&tree);
     for case in CASES {
         let started = std::time::Instant::now();
         check_cases(&python, &tree, &[case]);

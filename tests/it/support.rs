@@ -230,3 +230,36 @@ pub fn stdout_lines(out: &Output) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The stdlib directory of `python` (`sysconfig`'s `stdlib` path).
+pub fn stdlib_dir(python: &Path) -> PathBuf {
+    let out = run(Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]));
+    assert!(out.status.success(), "cannot find the stdlib of {}", python.display());
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Copies `packages` of `python`'s stdlib into `<dir>/<name>` (`cp -a`, so
+/// mtimes stay), without their `__pycache__`.
+pub fn stdlib_sample(python: &Path, dir: &Path, name: &str, packages: &[&str]) -> PathBuf {
+    let stdlib = stdlib_dir(python);
+    let tree = dir.join(name);
+    std::fs::create_dir(&tree).unwrap_or_else(|e| panic!("mkdir {}: {e}", tree.display()));
+    for package in packages {
+        copy_tree(&stdlib.join(package), &tree.join(package));
+    }
+    remove_pycaches(&tree);
+    tree
+}
+
+/// Removes every `__pycache__` directory under `tree`.
+pub fn remove_pycaches(tree: &Path) {
+    let caches: Vec<PathBuf> = walkdir::WalkDir::new(tree)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir() && e.file_name() == "__pycache__")
+        .map(|e| e.into_path())
+        .collect();
+    for cache in caches {
+        std::fs::remove_dir_all(&cache).unwrap_or_else(|e| panic!("rm -r {}: {e}", cache.display()));
+    }
+}
