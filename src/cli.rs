@@ -12,6 +12,8 @@ use clap::{ArgAction, Parser, ValueEnum};
 /// README can name them.
 pub mod env {
     pub const PYTHON: &str = "PRECOMPYLE_PYTHON";
+    pub const BACKEND: &str = "PRECOMPYLE_BACKEND";
+    pub const TARGET: &str = "PRECOMPYLE_TARGET";
     pub const PYCACHE_PREFIX: &str = "PYTHONPYCACHEPREFIX";
     pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
     pub const TIMEOUT: &str = "PRECOMPYLE_TIMEOUT";
@@ -100,9 +102,21 @@ pub struct Cli {
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     pub help: Option<bool>,
 
-    /// Target interpreter: asked once for version, magic number and cache tag.
-    #[arg(long, value_name = "PATH", env = env::PYTHON, help_heading = OWN, default_value = "python3")]
-    pub python: PathBuf,
+    /// Target interpreter: asked once for version, magic number and cache tag [default: python3.X
+    /// for --target 3.X, then python3].
+    #[arg(long, value_name = "PATH", env = env::PYTHON, help_heading = OWN)]
+    pub python: Option<PathBuf>,
+
+    /// Python version to compile for [default: that of the interpreter].
+    #[arg(long, value_name = "3.X", env = env::TARGET, value_parser = parse_target, help_heading = OWN)]
+    pub target: Option<(u32, u32)>,
+
+    /// Who compiles. cpython: workers of the target interpreter (any CPython 3.8+). native: serc,
+    /// in-process, for 3.12-3.15, no Python needed once --target is given. auto: cpython when an
+    /// interpreter of the target version is found (--python, else python3.X, else python3), else
+    /// native.
+    #[arg(long, value_enum, env = env::BACKEND, default_value_t = BackendArg::Auto, help_heading = OWN)]
+    pub backend: BackendArg,
 
     /// Mirror pycs under DIR as sys.pycache_prefix would [default: $PYTHONPYCACHEPREFIX].
     #[arg(long, value_name = "DIR", help_heading = OWN, conflicts_with = "no_prefix")]
@@ -139,6 +153,24 @@ impl Cli {
     pub fn depth_flag(&self) -> Option<i64> {
         self.recursion.or(self.no_recurse.then_some(0))
     }
+}
+
+/// `3.X` as a (major, minor) pair.
+fn parse_target(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text
+        .split_once('.')
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+    match parsed {
+        Some((3, minor)) => Ok((3, minor)),
+        _ => Err(format!("expected a version such as 3.12, got '{text}'")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Native,
+    Cpython,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,12 +5,15 @@
 //!
 //! - [`cli`]: the clap struct, compileall's flags plus our own.
 //! - [`settings`]: validated settings from cli + environment; nothing below reads either.
-//! - [`target`]: the target interpreter, asked once for version, magic and cache tag.
+//! - [`select`]: `--target`/`--python`/`--backend` -> the target and who compiles for it.
+//! - [`target`]: the target interpreter, asked once for version, magic and cache tag,
+//!   or a native target described from serc's pinned release.
 //! - [`discover`]: compileall's walk (`Listing`, sort order, depth, symlink rules).
 //! - [`dfile`]: the `co_filename` compileall would pass (`-d`, `-s`, `-p`, per version).
 //! - [`layout`]: source path -> pyc path, as the target's `cache_from_source`.
 //! - [`pyc`]: header, source hash, freshness, atomic writes.
 //! - [`backend`]: source bytes -> marshalled code; never touches paths or files.
+//!   `cpython` (interpreter workers) or `native` (serc in-process).
 //! - [`run`]: the pipeline tying the above together, in parallel.
 //! - [`report`]: the only place that prints.
 //! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
@@ -24,5 +27,6 @@ pub mod pyc;
 pub mod pyrepr;
 pub mod report;
 pub mod run;
+pub mod select;
 pub mod settings;
 pub mod target;

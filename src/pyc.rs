@@ -83,8 +83,11 @@ pub fn source_hash(magic: [u8; 4], algo: HashAlgo, source: &[u8]) -> [u8; 8] {
     hash.to_le_bytes()
 }
 
+/// How many bytes the header takes (3.7 and later).
+pub const HEADER_LEN: usize = 16;
+
 /// The 16 header bytes.
-pub fn header(magic: [u8; 4], mode: InvalidationMode, stamp: Stamp) -> [u8; 16] {
+pub fn header(magic: [u8; 4], mode: InvalidationMode, stamp: Stamp) -> [u8; HEADER_LEN] {
     debug_assert_eq!(
         mode == InvalidationMode::Timestamp,
         matches!(stamp, Stamp::Timestamp { .. }),

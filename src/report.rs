@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::Format;
 use crate::pyc::Staleness;
 use crate::pyrepr::repr_path;
-use crate::target::Target;
+use crate::target::{Compiler, Target};
 
 /// What went wrong with one file, for the JSON report and the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Marshal,
     WorkerCrashed,
     Timeout,
+    /// The native backend cannot compile this file; the CPython one can.
+    Unsupported,
     /// The source could not be read, or changed while being read.
     ReadSource,
     /// The pyc's path is a symlink or a non-regular file.
@@ -289,12 +291,16 @@ impl Printer {
             format!("{} compiled, {} fresh", c.compiled, c.fresh)
         };
         format!(
-            "precompyle: {what}, {} failed in {:.2}s ({} {}, {})",
+            "precompyle: {what}, {} failed in {:.2}s ({} {}, {}, {} backend)",
             c.failed,
             elapsed.as_secs_f64(),
             target.implementation,
             target.version_string(),
-            target.cache_tag
+            target.cache_tag,
+            match target.compiler {
+                Compiler::Cpython => "cpython",
+                Compiler::Native => "native",
+            }
         )
     }
 }

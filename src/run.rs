@@ -16,6 +16,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use crate::backend::cpython::{CpythonPool, PoolConfig};
+use crate::backend::native::{self, NativeBackend};
 use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
 use crate::cli::Cli;
 use crate::dfile::Dfile;
@@ -24,8 +25,9 @@ use crate::layout::Layout;
 use crate::pyc::{self, InvalidationMode, Staleness, Stamp};
 use crate::pyrepr::os_error_text;
 use crate::report::{ErrorKind, FileReport, FileResult, Printer, fatal};
+use crate::select::select;
 use crate::settings::{Dests, Environment, Settings, lexical_absolute};
-use crate::target::Target;
+use crate::target::{Compiler, Target};
 
 /// Set by the SIGINT handler; workers stop taking new files.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -39,8 +41,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Environment::read();
     // The interpreter starts while the tree is walked: neither needs the other.
-    let python = cli.python.clone();
-    let probe = std::thread::spawn(move || Target::probe(&python));
+    let (backend, wanted, python) = (cli.backend, cli.target, cli.python.clone());
+    let probe = std::thread::spawn(move || select(backend, wanted, python.as_deref(), &Target::probe));
     let flist = cli.flist.clone();
     let file_list = flist.as_deref().map(read_file_list).transpose();
     let prewalk = match &file_list {
@@ -255,7 +257,7 @@ struct Runner<'a> {
     target: &'a Target,
     layout: Layout,
     /// Started on first need, so an all-fresh run never starts Python.
-    backend: OnceLock<Result<CpythonPool, String>>,
+    backend: OnceLock<Result<Box<dyn Backend>, String>>,
     threads: usize,
 }
 
@@ -268,9 +270,13 @@ impl<'a> Runner<'a> {
             cwd: settings.cwd.as_os_str().as_bytes().to_vec(),
             legacy: settings.legacy,
         };
-        // More threads than Python workers, so the Rust side (reading,
-        // hashing, writing) never leaves a worker idle.
-        let threads = (settings.workers * 2).clamp(2, 64);
+        let threads = match target.compiler {
+            // More threads than Python workers, so the Rust side (reading,
+            // hashing, writing) never leaves a worker idle.
+            Compiler::Cpython => (settings.workers * 2).clamp(2, 64),
+            // Each thread compiles itself.
+            Compiler::Native => settings.workers.clamp(1, 64),
+        };
         Runner {
             settings,
             target,
@@ -671,19 +677,30 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn backend(&self) -> Result<&CpythonPool, FileResult> {
-        let started = self.backend.get_or_init(|| {
-            CpythonPool::start(PoolConfig {
-                python: self.target.executable.clone(),
+    fn backend(&self) -> Result<&dyn Backend, FileResult> {
+        let started = self.backend.get_or_init(|| self.start_backend());
+        match started {
+            Ok(backend) => Ok(backend.as_ref()),
+            Err(e) => Err(failed(ErrorKind::WorkerCrashed, e.clone(), true)),
+        }
+    }
+
+    fn start_backend(&self) -> Result<Box<dyn Backend>, String> {
+        let target = self.target;
+        match (target.compiler, &target.executable) {
+            (Compiler::Cpython, Some(python)) => CpythonPool::start(PoolConfig {
+                python: python.clone(),
                 workers: self.settings.workers,
                 timeout: self.settings.timeout,
-                version: self.target.minor_version(),
+                version: target.minor_version(),
             })
-            .map_err(|e| e.to_string())
-        });
-        started
-            .as_ref()
-            .map_err(|e| failed(ErrorKind::WorkerCrashed, e.clone(), true))
+            .map(|pool| Box::new(pool) as Box<dyn Backend>)
+            .map_err(|e| e.to_string()),
+            (Compiler::Cpython, None) => Err("no interpreter to start workers from".to_owned()),
+            (Compiler::Native, _) => native::version_for(target.minor_version())
+                .map(|version| Box::new(NativeBackend::new(version)) as Box<dyn Backend>)
+                .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
+        }
     }
 }
 
@@ -767,6 +784,7 @@ fn compile_failed(f: CompileFailure) -> FileResult {
         FailureKind::Marshal => ErrorKind::Marshal,
         FailureKind::WorkerCrashed => ErrorKind::WorkerCrashed,
         FailureKind::Timeout => ErrorKind::Timeout,
+        FailureKind::Unsupported => ErrorKind::Unsupported,
     };
     failed(kind, f.message, true)
 }

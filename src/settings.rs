@@ -54,6 +54,8 @@ pub enum SettingsError {
     HardlinkNeedsLevels,
     #[error("-d cannot be used in combination with -s or -p")]
     DdirWithStrip,
+    #[error("no FILE|DIR given, and a native target has no interpreter whose sys.path could be compiled")]
+    NoSysPath,
     #[error("workers must be greater or equal to 0")]
     NegativeWorkers,
     #[error("invalid -x regular expression {pattern:?}: {source}")]
@@ -127,8 +129,9 @@ impl Settings {
         let root = cli.root.as_deref().map(|r| check_root(r, &cwd)).transpose()?;
         let no_args = cli.paths.is_empty() && cli.flist.is_none();
         let dests = if no_args {
+            let tail = target.sys_path_tail.as_ref().ok_or(SettingsError::NoSysPath)?;
             let mut entries = vec![cwd.clone()];
-            entries.extend(target.sys_path_tail.iter().cloned());
+            entries.extend(tail.iter().cloned());
             Dests::SysPath(entries)
         } else {
             let mut paths: Vec<PathBuf> = cli.paths.iter().map(PathBuf::from).collect();

@@ -41,16 +41,26 @@ pub struct Target {
     /// `sys.getrecursionlimit()`: compileall's default depth from 3.9.
     pub recursion_limit: i64,
     /// `sys.path` as `python -m compileall` sees it, minus its first entry
-    /// (the cwd), which the caller supplies.
+    /// (the cwd), which the caller supplies. None without an interpreter.
     #[serde(skip)]
-    pub sys_path_tail: Vec<PathBuf>,
+    pub sys_path_tail: Option<Vec<PathBuf>>,
     #[serde(skip)]
     pub hash_algo: HashAlgo,
-    /// The interpreter as given (`--python`).
-    pub python: PathBuf,
+    /// Which backend compiles for this target.
+    pub compiler: Compiler,
     /// `sys.executable`: what the workers run, so a launcher in front of the
     /// interpreter (a pyenv shim costs ~0.5 s a start) runs only once.
-    pub executable: PathBuf,
+    /// None for a native target.
+    pub executable: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compiler {
+    /// The target interpreter's own workers.
+    Cpython,
+    /// serc, in this process.
+    Native,
 }
 
 fn hex<S: serde::Serializer>(magic: &[u8; 4], s: S) -> Result<S::Ok, S::Error> {
@@ -138,14 +148,37 @@ impl Target {
             cache_tag,
             optimize: answer.optimize,
             recursion_limit: answer.recursion_limit,
-            sys_path_tail,
+            sys_path_tail: Some(sys_path_tail),
             hash_algo,
-            python: python.to_owned(),
-            executable: unhex(&answer.executable)
-                .map(|b| PathBuf::from(OsString::from_vec(b)))
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| python.to_owned()),
+            compiler: Compiler::Cpython,
+            executable: Some(
+                unhex(&answer.executable)
+                    .map(|b| PathBuf::from(OsString::from_vec(b)))
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or_else(|| python.to_owned()),
+            ),
         })
+    }
+
+    /// The CPython release serc reproduces for `version`, described without
+    /// starting any interpreter: what a plain `python3.X` of that release
+    /// would have answered to the probe.
+    pub fn native(version: serc::PythonVersion) -> Target {
+        let release = version.target();
+        let (major, minor, micro) = release.version;
+        Target {
+            implementation: release.implementation.to_owned(),
+            version: (major.into(), minor.into(), micro.into()),
+            magic: release.magic_number,
+            cache_tag: format!("cpython-{major}{minor}"),
+            optimize: 0,
+            // CPython's default; compileall's default depth from 3.9.
+            recursion_limit: 1000,
+            sys_path_tail: None,
+            hash_algo: HashAlgo::SipHash13,
+            compiler: Compiler::Native,
+            executable: None,
+        }
     }
 
     pub fn minor_version(&self) -> (u32, u32) {

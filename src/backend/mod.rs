@@ -1,7 +1,10 @@
 //! Backends turn (source bytes, co_filename, optimize) into a marshalled code
-//! object. They never decide paths and never write files.
+//! object for the target chosen at start. They never decide paths and never
+//! write files. Two exist: the target interpreter's own workers (`cpython`)
+//! and serc in-process (`native`).
 
 pub mod cpython;
+pub mod native;
 
 /// One compilation: `compile(source, filename, 'exec', dont_inherit=True,
 /// optimize=optimize)` then `marshal.dumps`.
@@ -29,6 +32,9 @@ pub enum FailureKind {
     WorkerCrashed,
     /// The worker took longer than the timeout and was replaced.
     Timeout,
+    /// The native backend cannot compile this file (an encoding or a
+    /// construct serc does not support); the CPython backend can.
+    Unsupported,
 }
 
 /// A file that did not compile. `message` is exactly the text compileall

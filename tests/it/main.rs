@@ -7,5 +7,6 @@ mod support;
 mod check;
 mod edge;
 mod faults;
+mod native;
 mod parity;
 mod runtime;

@@ -1,0 +1,183 @@
+//! The native backend: serc, a CPython bytecode compiler written in Rust,
+//! compiles in this process. No interpreter is started; each serc release
+//! reproduces one pinned CPython patch release per minor version.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use ruff_python_parser::{LexicalErrorType, ParseErrorType};
+use serc::{CompileError, CompileOptions, OptimizationLevel, PythonVersion, SourceDecodeError};
+
+use super::{Backend, CompileFailure, CompileJob, FailureKind};
+
+/// `sys.get_int_max_str_digits()` of an interpreter started without
+/// `PYTHONINTMAXSTRDIGITS` or `-X int_max_str_digits`: the limit compileall
+/// compiles under. Naming it lets serc decide the diagnostics that depend on it.
+const DEFAULT_INT_MAX_STR_DIGITS: u32 = 4300;
+
+/// The minor versions serc compiles for, with the exact CPython release each one reproduces.
+pub fn supported() -> impl Iterator<Item = (PythonVersion, serc::CpythonTarget)> {
+    [
+        PythonVersion::Py312,
+        PythonVersion::Py313,
+        PythonVersion::Py314,
+        PythonVersion::Py315,
+    ]
+    .into_iter()
+    .map(|v| (v, v.target()))
+}
+
+/// serc's name for a minor version, if it compiles for it.
+pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
+    supported()
+        .find(|(_, t)| (u32::from(t.version.0), u32::from(t.version.1)) == minor)
+        .map(|(v, _)| v)
+}
+
+pub struct NativeBackend {
+    /// Options for `-o 0`, `-o 1`, `-o 2`, built once.
+    options: [CompileOptions; 3],
+}
+
+impl NativeBackend {
+    pub fn new(version: PythonVersion) -> NativeBackend {
+        let with = |optimization_level| CompileOptions {
+            python_version: version,
+            optimization_level,
+            ..CompileOptions::default()
+        };
+        NativeBackend {
+            options: [
+                with(OptimizationLevel::Zero),
+                with(OptimizationLevel::One),
+                with(OptimizationLevel::Two),
+            ],
+        }
+    }
+}
+
+impl Backend for NativeBackend {
+    fn compile(&self, job: CompileJob<'_>) -> Result<Vec<u8>, CompileFailure> {
+        // -1 is "the interpreter's own level"; a plain interpreter runs at 0.
+        let options = &self.options[job.optimize.clamp(0, 2) as usize];
+        let filename = Path::new(OsStr::from_bytes(job.filename));
+        let module = serc::compile_bytes_with_path_options_and_integer_limits(
+            job.source,
+            filename,
+            options,
+            DEFAULT_INT_MAX_STR_DIGITS,
+            Some(DEFAULT_INT_MAX_STR_DIGITS),
+        )
+        .map_err(|error| failure(&error, job))?;
+        // The pyc form, not `marshal()`: py_compile marshals a code object
+        // nothing else holds, so the root carries no reference flag. The
+        // header is ours to write; only the body is returned.
+        let mut pyc = module.to_timestamp_pyc(0, 0);
+        pyc.drain(..crate::pyc::HEADER_LEN);
+        Ok(pyc)
+    }
+}
+
+/// A serc error as compileall would print it after `*** `, as far as serc
+/// says: the `File "…", line N` block for errors in the source, a plain
+/// line for what serc itself cannot do.
+fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
+    let syntax_error = |message: &str| CompileFailure {
+        kind: FailureKind::Compile,
+        message: syntax_error_block(job, error, message),
+    };
+    match error {
+        CompileError::Parse(parse) => match indentation_message(&parse.error) {
+            Some(message) => CompileFailure {
+                kind: FailureKind::Compile,
+                message: indentation_error_line(job, error, message),
+            },
+            None => syntax_error(&parse.error.to_string()),
+        },
+        CompileError::InvalidPattern { message, .. } | CompileError::InvalidSyntax { message, .. } => {
+            syntax_error(message)
+        }
+        CompileError::InvalidDocstring { message, .. } => syntax_error(message),
+        CompileError::InvalidIdentifier(_) => syntax_error(&error.to_string()),
+        CompileError::Decode(SourceDecodeError::NullByte) => {
+            syntax_error("source code string cannot contain null bytes")
+        }
+        CompileError::Decode(decode @ SourceDecodeError::UnsupportedEncoding(_)) => CompileFailure {
+            kind: FailureKind::Unsupported,
+            message: format!("native backend: {decode}; compile this file with --backend cpython\n"),
+        },
+        CompileError::Decode(decode) => syntax_error(&format!("(unicode error) {decode}")),
+        CompileError::IntegerStringConversionLimit { .. } => CompileFailure {
+            kind: FailureKind::Compile,
+            message: format!("{error}\n"),
+        },
+        _ => CompileFailure {
+            kind: FailureKind::Unsupported,
+            message: format!("native backend cannot compile this file: {error}; use --backend cpython\n"),
+        },
+    }
+}
+
+/// CPython's text for the parser errors that are IndentationErrors there.
+fn indentation_message(error: &ParseErrorType) -> Option<&'static str> {
+    match error {
+        ParseErrorType::UnexpectedIndentation => Some("unexpected indent"),
+        ParseErrorType::Lexical(LexicalErrorType::IndentationError) => {
+            Some("unindent does not match any outer indentation level")
+        }
+        ParseErrorType::OtherError(text) if text.starts_with("Expected an indented block") => {
+            Some("expected an indented block")
+        }
+        _ => None,
+    }
+}
+
+/// py_compile reports an IndentationError (3.8-3.13 alike) as one line:
+/// `Sorry: IndentationError: MESSAGE (BASENAME, line N)`.
+fn indentation_error_line(job: CompileJob<'_>, error: &CompileError, message: &str) -> String {
+    let name = String::from_utf8_lossy(job.filename);
+    let basename = name.rsplit('/').next().unwrap_or(&name);
+    let line = error
+        .range()
+        .zip(serc::decode_source(job.source).ok())
+        .map_or(1, |(range, text)| line_number(&text, usize::from(range.start())));
+    format!("Sorry: IndentationError: {message} ({basename}, line {line})")
+}
+
+fn line_number(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// `  File "NAME", line N` / the line / carets / `SyntaxError: MESSAGE`, the
+/// shape `traceback.format_exception_only` gives a SyntaxError.
+fn syntax_error_block(job: CompileJob<'_>, error: &CompileError, message: &str) -> String {
+    let name = String::from_utf8_lossy(job.filename);
+    // Without a position CPython prints the last line alone (null bytes).
+    let Some(range) = error.range() else {
+        return format!("SyntaxError: {message}\n");
+    };
+    // serc's ranges index the decoded, newline-normalised source.
+    let Ok(text) = serc::decode_source(job.source) else {
+        return format!("SyntaxError: {message}\n");
+    };
+    let start = usize::from(range.start()).min(text.len());
+    let end = usize::from(range.end()).clamp(start, text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line_number = line_number(&text, start);
+    let line = &text[line_start..line_end];
+    let indent = line.len() - line.trim_start().len();
+    let column = text[line_start + indent.min(start - line_start)..start].chars().count();
+    let width = text[start..end.min(line_end)].chars().count().max(1);
+    format!(
+        "  File \"{name}\", line {line_number}\n    {}\n    {}{}\nSyntaxError: {message}\n",
+        line.trim(),
+        " ".repeat(column),
+        "^".repeat(width)
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! Which version to compile for and who compiles: `--target`, `--python` and
+//! `--backend` resolved into one [`Target`], at start, before any file.
+//!
+//! The rule (also in `--help` and the README):
+//! - the target is `--target`, else the version of the interpreter;
+//! - the interpreter is `--python`, else `python3.X` for `--target 3.X`,
+//!   else `python3`;
+//! - `cpython` needs that interpreter, of the target version;
+//! - `native` needs serc to know the version, and an interpreter only when
+//!   no `--target` names the version;
+//! - `auto` is `cpython` when an interpreter of the target version answers
+//!   (it is the reference for its own patch release), else `native`.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::native;
+use crate::cli::BackendArg;
+use crate::target::{Target, TargetError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Probe(#[from] TargetError),
+    #[error("{} is Python {found}, not the --target {}.{}", .python.display(), .wanted.0, .wanted.1)]
+    Mismatch {
+        python: PathBuf,
+        found: String,
+        wanted: (u32, u32),
+    },
+    #[error("the native backend compiles for {}; {} is not one of them{hint}", supported_list(), version_text(*.version))]
+    NativeUnsupported { version: (u32, u32), hint: &'static str },
+    #[error(
+        "{source} (to compile without Python, give --target 3.X; the native backend compiles for {})",
+        supported_list()
+    )]
+    NoInterpreter { source: TargetError },
+}
+
+fn version_text((major, minor): (u32, u32)) -> String {
+    format!("{major}.{minor}")
+}
+
+fn supported_list() -> String {
+    let names: Vec<String> = native::supported().map(|(v, _)| v.to_string()).collect();
+    names.join(", ")
+}
+
+/// Resolve the command line into the target, asking interpreters through
+/// `probe` (one `python -c` each; a test passes a fake).
+pub fn select(
+    backend: BackendArg,
+    wanted: Option<(u32, u32)>,
+    python: Option<&Path>,
+    probe: &dyn Fn(&Path) -> Result<Target, TargetError>,
+) -> Result<Target, SelectError> {
+    let candidates = interpreters(wanted, python);
+    match (backend, wanted) {
+        (BackendArg::Native, Some(version)) => native_target(version, ""),
+        (BackendArg::Native, None) => {
+            let found = probe(&candidates[0]).map_err(|source| SelectError::NoInterpreter { source })?;
+            native_target(found.minor_version(), " (give --target)")
+        }
+        (BackendArg::Cpython, _) => {
+            let mut last = None;
+            for python in &candidates {
+                match probe(python) {
+                    Ok(found) if wanted.is_none_or(|v| v == found.minor_version()) => return Ok(found),
+                    Ok(found) => last = Some(mismatch(python, &found, wanted)),
+                    Err(e) => last = Some(SelectError::Probe(e)),
+                }
+            }
+            Err(last.expect("there is always one candidate"))
+        }
+        (BackendArg::Auto, Some(version)) => {
+            // An interpreter that fails or is of another version is not an
+            // error here: native takes over.
+            let found = candidates
+                .iter()
+                .filter_map(|python| probe(python).ok())
+                .find(|t| t.minor_version() == version);
+            found.map_or_else(|| native_target(version, ""), Ok)
+        }
+        (BackendArg::Auto, None) => probe(&candidates[0]).map_err(|source| SelectError::NoInterpreter { source }),
+    }
+}
+
+/// The interpreters to ask, in order.
+fn interpreters(wanted: Option<(u32, u32)>, python: Option<&Path>) -> Vec<PathBuf> {
+    match (python, wanted) {
+        (Some(python), _) => vec![python.to_owned()],
+        (None, Some((major, minor))) => vec![format!("python{major}.{minor}").into(), "python3".into()],
+        (None, None) => vec!["python3".into()],
+    }
+}
+
+fn native_target(version: (u32, u32), hint: &'static str) -> Result<Target, SelectError> {
+    native::version_for(version)
+        .map(Target::native)
+        .ok_or(SelectError::NativeUnsupported { version, hint })
+}
+
+fn mismatch(python: &Path, found: &Target, wanted: Option<(u32, u32)>) -> SelectError {
+    SelectError::Mismatch {
+        python: python.to_owned(),
+        found: found.version_string(),
+        wanted: wanted.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Compiler;
+
+    /// A machine with these interpreters (name, minor version); every other
+    /// name fails to start. The descriptions come from `Target::native`
+    /// with the compiler switched, which is all the rule looks at.
+    fn machine(interpreters: &'static [(&'static str, u32)]) -> impl Fn(&Path) -> Result<Target, TargetError> {
+        move |python: &Path| {
+            let minor = interpreters
+                .iter()
+                .find(|(name, _)| Path::new(name) == python)
+                .map(|&(_, minor)| minor)
+                .ok_or_else(|| TargetError::Spawn {
+                    python: python.to_owned(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
+            let mut target = Target::native(serc::PythonVersion::Py312);
+            target.version = (3, minor, 0);
+            target.compiler = Compiler::Cpython;
+            target.executable = Some(python.to_owned());
+            Ok(target)
+        }
+    }
+
+    /// (backend, --target, --python, interpreters on PATH) -> compiler and
+    /// version chosen, or None for an error.
+    #[test]
+    fn the_rule() {
+        use BackendArg::{Auto, Cpython, Native};
+        type Case = (
+            BackendArg,
+            Option<(u32, u32)>,
+            Option<&'static str>,
+            &'static [(&'static str, u32)],
+            Option<(Compiler, u32)>,
+        );
+        let py311: &[(&str, u32)] = &[("python3", 11)];
+        let py311_312: &[(&str, u32)] = &[("python3", 11), ("python3.12", 12)];
+        let none: &[(&str, u32)] = &[];
+        let cases: &[Case] = &[
+            (Auto, None, None, py311, Some((Compiler::Cpython, 11))),
+            (Auto, None, None, none, None),
+            (Auto, Some((3, 11)), None, py311, Some((Compiler::Cpython, 11))),
+            (Auto, Some((3, 12)), None, py311, Some((Compiler::Native, 12))),
+            (Auto, Some((3, 12)), None, py311_312, Some((Compiler::Cpython, 12))),
+            (Auto, Some((3, 12)), None, none, Some((Compiler::Native, 12))),
+            (
+                Auto,
+                Some((3, 12)),
+                Some("python3"),
+                py311_312,
+                Some((Compiler::Native, 12)),
+            ),
+            (Auto, Some((3, 11)), None, none, None),
+            (Native, Some((3, 14)), None, none, Some((Compiler::Native, 14))),
+            (Native, Some((3, 15)), None, py311, Some((Compiler::Native, 15))),
+            (
+                Native,
+                None,
+                Some("python3.12"),
+                py311_312,
+                Some((Compiler::Native, 12)),
+            ),
+            (Native, None, None, py311, None),
+            (Native, Some((3, 11)), None, py311, None),
+            (Cpython, None, None, py311, Some((Compiler::Cpython, 11))),
+            (Cpython, Some((3, 12)), None, py311_312, Some((Compiler::Cpython, 12))),
+            (Cpython, Some((3, 12)), None, py311, None),
+            (Cpython, Some((3, 12)), None, none, None),
+        ];
+        for &(backend, wanted, python, interpreters, expected) in cases {
+            let chosen = select(backend, wanted, python.map(Path::new), &machine(interpreters))
+                .ok()
+                .map(|t| (t.compiler, t.version.1));
+            assert_eq!(
+                chosen, expected,
+                "{backend:?} --target {wanted:?} --python {python:?} on {interpreters:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn native_targets_are_the_pinned_releases() {
+        let magic = |minor| Target::native(native::version_for((3, minor)).unwrap()).magic;
+        // importlib.util.MAGIC_NUMBER of pyenv's 3.12.1 and 3.13.0, which
+        // share their minor version's magic with serc's later patch releases.
+        assert_eq!(magic(12), *b"\xcb\x0d\x0d\x0a");
+        assert_eq!(magic(13), *b"\xf3\x0d\x0d\x0a");
+        assert_eq!(Target::native(serc::PythonVersion::Py313).cache_tag, "cpython-313");
+        assert_eq!(native::version_for((3, 11)), None);
+    }
+}
