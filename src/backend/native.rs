@@ -62,14 +62,26 @@ impl Backend for NativeBackend {
         // -1 is "the interpreter's own level"; a plain interpreter runs at 0.
         let options = &self.options[job.optimize.clamp(0, 2) as usize];
         let filename = Path::new(OsStr::from_bytes(job.filename));
-        let module = serc::compile_bytes_with_path_options_and_integer_limits(
-            job.source,
-            filename,
-            options,
-            DEFAULT_INT_MAX_STR_DIGITS,
-            Some(DEFAULT_INT_MAX_STR_DIGITS),
-        )
-        .map_err(|error| failure(&error, job))?;
+        // A panic inside serc is a bug in serc about this one file: report
+        // it as such and go on with the others. Unwind-safe in fact: serc
+        // only reads the options and returns everything it builds.
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serc::compile_bytes_with_path_options_and_integer_limits(
+                job.source,
+                filename,
+                options,
+                DEFAULT_INT_MAX_STR_DIGITS,
+                Some(DEFAULT_INT_MAX_STR_DIGITS),
+            )
+        }))
+        .map_err(|panic| CompileFailure {
+            kind: FailureKind::Unsupported,
+            message: format!(
+                "native backend crashed on this file ({}); use --backend cpython\n",
+                panic_text(&*panic)
+            ),
+        })?;
+        let module = compiled.map_err(|error| failure(&error, job))?;
         // The pyc form, not `marshal()`: py_compile marshals a code object
         // nothing else holds, so the root carries no reference flag. The
         // header is ours to write; only the body is returned.
@@ -77,6 +89,14 @@ impl Backend for NativeBackend {
         pyc.drain(..crate::pyc::HEADER_LEN);
         Ok(pyc)
     }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// A serc error as compileall would print it after `*** `, as far as serc
