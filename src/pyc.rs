@@ -315,18 +315,71 @@ pub fn write_atomic(cfile: &Path, header: &[u8; 16], body: &[u8], source_mode: O
     result
 }
 
-/// Open `<cfile>.<15 digits>` with O_CREAT|O_EXCL|O_WRONLY, which never
-/// follows a symlink planted at that name. Fifteen digits, like the object
-/// address CPython appends, so a too-long name fails at the same length.
-fn create_temp(cfile: &Path, mode: u32) -> Result<(PathBuf, File), WriteError> {
+/// What a temp file is for: the letter in its name.
+#[derive(Clone, Copy)]
+enum TempKind {
+    Write = b'p' as isize,
+    Link = b'l' as isize,
+}
+
+/// `<cfile>.<pid, 7 digits><p|l><counter, 7 digits>`: fifteen characters,
+/// like the object address CPython's `_write_atomic` appends (so a too-long
+/// name fails at the same length). The letter sets it apart from CPython's
+/// all-digit names, and the pid lets a later run tell that its writer died
+/// (see `sweep_stale_temps`). Linux pids fit in 7 digits (at most 2^22).
+fn temp_name(cfile: &Path, kind: TempKind) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let pid = u64::from(std::process::id()) % 10_000_000;
+    let pid = std::process::id() % 10_000_000;
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed) % 10_000_000;
+    let mut name = cfile.as_os_str().to_owned();
+    name.push(format!(".{pid:07}{}{count:07}", kind as u8 as char));
+    PathBuf::from(name)
+}
+
+/// The writer's pid if `name` is one of our temp names for a pyc.
+fn temp_writer(name: &[u8]) -> Option<u32> {
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    let (stem, suffix) = (&name[..dot], &name[dot + 1..]);
+    let valid = suffix.len() == 15
+        && stem.ends_with(b".pyc")
+        && matches!(suffix[7], b'p' | b'l')
+        && suffix[..7].iter().chain(&suffix[8..]).all(u8::is_ascii_digit);
+    valid.then(|| std::str::from_utf8(&suffix[..7]).ok()?.parse().ok())?
+}
+
+/// Remove the temp files in `dir` whose writer no longer runs: what a
+/// SIGKILL (or a power cut) between create and rename leaves behind.
+/// A temp file of a live process, this one included, is never touched, nor
+/// anything that is not one of our temp names. Returns how many went.
+/// A writer in another pid namespace sharing the directory looks dead: its
+/// rename then fails and it reports the write as failed; nothing is lost.
+pub fn sweep_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let own = std::process::id();
+    entries
+        .flatten()
+        .filter(|entry| temp_writer(entry.file_name().as_bytes()).is_some_and(|pid| pid != own && !process_alive(pid)))
+        .filter(|entry| std::fs::remove_file(entry.path()).is_ok())
+        .count()
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let status = unsafe { libc::kill(pid, 0) };
+    status == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Open a fresh temp name with O_CREAT|O_EXCL|O_WRONLY, which never
+/// follows a symlink planted at that name.
+fn create_temp(cfile: &Path, mode: u32) -> Result<(PathBuf, File), WriteError> {
     let mut attempts = 0;
     loop {
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed) % 100_000_000;
-        let mut name = cfile.as_os_str().to_owned();
-        name.push(format!(".{pid:07}{count:08}"));
-        let tmp = PathBuf::from(name);
+        let tmp = temp_name(cfile, TempKind::Write);
         match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             // A leftover from a crashed run (or anything else) holds this
@@ -358,9 +411,7 @@ fn write_and_close(mut file: File, header: &[u8; 16], body: &[u8]) -> io::Result
 /// it over `cfile`, so `cfile` is never missing, unlike compileall's
 /// unlink-then-link.
 pub fn link_atomic(existing: &Path, cfile: &Path) -> Result<(), WriteError> {
-    let mut tmp = cfile.as_os_str().to_owned();
-    tmp.push(format!(".{}.link", std::process::id()));
-    let tmp = PathBuf::from(tmp);
+    let tmp = temp_name(cfile, TempKind::Link);
     std::fs::hard_link(existing, &tmp).map_err(|source| WriteError::Io {
         path: tmp.clone(),
         source,

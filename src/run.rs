@@ -259,6 +259,8 @@ struct Runner<'a> {
     /// Started on first need, so an all-fresh run never starts Python.
     backend: OnceLock<Result<Box<dyn Backend>, String>>,
     threads: usize,
+    /// Directories already swept of stale temp files.
+    swept: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl<'a> Runner<'a> {
@@ -283,6 +285,7 @@ impl<'a> Runner<'a> {
             layout,
             backend: OnceLock::new(),
             threads,
+            swept: Default::default(),
         }
     }
 
@@ -662,6 +665,7 @@ impl<'a> Runner<'a> {
                 .map_err(compile_failed)?;
             if let Some(dir) = pyc_path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 pyc::create_dirs(dir).map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
+                self.sweep_once(dir);
             }
             let written = match &previous {
                 Some((prev_path, prev_body))
@@ -675,6 +679,18 @@ impl<'a> Runner<'a> {
             previous = Some((pyc_path.as_path(), body));
         }
         Ok(())
+    }
+
+    /// The first write into a directory removes what killed runs left there.
+    fn sweep_once(&self, dir: &Path) {
+        let first = self
+            .swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_owned());
+        if first {
+            pyc::sweep_stale_temps(dir);
+        }
     }
 
     fn backend(&self) -> Result<&dyn Backend, FileResult> {

@@ -264,14 +264,15 @@ fn child_entry() {
     }
 }
 
-/// Replace `<cfile>.<digits>` by `<cfile>.TMP`: the temp suffix is random in both.
+/// Replace the temp suffix after `<cfile>.` by `TMP`: it differs in both
+/// (CPython's is digits, ours digits with one letter).
 fn normalize_temp(text: &str, cfile: &Path) -> String {
     let stem = format!("{}.", cfile.display());
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find(&stem) {
         out.push_str(&rest[..at + stem.len()]);
-        rest = rest[at + stem.len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        rest = rest[at + stem.len()..].trim_start_matches(|c: char| c.is_ascii_alphanumeric());
         out.push_str("TMP");
     }
     out + rest
@@ -822,4 +823,57 @@ fn write_atomic_and_create_dirs_modes_follow_the_umask() {
             );
         }
     }
+}
+
+#[test]
+fn temp_names_carry_their_writer() {
+    let name = temp_name(Path::new("d/m.cpython-311.pyc"), TempKind::Write);
+    let text = name.to_str().unwrap();
+    // Same length as CPython's `<cfile>.<id(path)>` (15 digits on x86-64).
+    assert_eq!(text.len(), "d/m.cpython-311.pyc".len() + 16);
+    assert_eq!(
+        temp_writer(name.file_name().unwrap().as_bytes()),
+        Some(std::process::id())
+    );
+    let cases: &[(&str, Option<u32>)] = &[
+        ("m.cpython-311.pyc.0012345p0000007", Some(12345)),
+        ("m.cpython-311.opt-1.pyc.4194304l9999999", Some(4194304)),
+        ("m.pyc.0000001p0000000", Some(1)),
+        // CPython's own temp name (an object address): never ours.
+        ("m.cpython-311.pyc.140234567891234", None),
+        ("m.py.0012345p0000007", None),
+        ("m.cpython-311.pyc.0012345x0000007", None),
+        ("m.cpython-311.pyc.0012345p000007", None),
+        ("m.cpython-311.pyc", None),
+    ];
+    for &(name, writer) in cases {
+        assert_eq!(temp_writer(name.as_bytes()), writer, "{name}");
+    }
+}
+
+#[test]
+fn sweep_removes_only_temps_of_dead_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let own = std::process::id();
+    let names = [
+        format!("a.cpython-311.pyc.{dead:07}p0000001"),
+        format!("b.cpython-311.pyc.{dead:07}l0000002"),
+        format!("c.cpython-311.pyc.{own:07}p0000003"),
+        "d.cpython-311.pyc.140234567891234".to_owned(),
+        format!("e.py.{dead:07}p0000004"),
+        "f.cpython-311.pyc".to_owned(),
+    ];
+    for name in &names {
+        std::fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    assert_eq!(sweep_stale_temps(dir.path()), 2);
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, names[2..].to_vec());
 }

@@ -179,8 +179,8 @@ fn stdlib_sample(python: &Path, dir: &Path) -> PathBuf {
     support::stdlib_sample(python, dir, "lib", SAMPLE)
 }
 
-/// Names precompyle's temp files can have: `<cfile>.<15 digits>` and
-/// `<cfile>.<pid>.link`; any `*.pyc.*` counts.
+/// Names precompyle's temp files can have (`<cfile>.<pid>p<counter>`,
+/// `<cfile>.<pid>l<counter>`); any `*.pyc.*` counts.
 fn temp_files(tree: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(tree)
         .into_iter()
@@ -356,18 +356,24 @@ fn sigkill_at_random_points_leaves_only_complete_pycs() {
         verdict.bad.join("\n")
     );
     assert_fresh(&python, &tree, &format!("seed {seed}, after the kills"));
+    let temps_after = temp_files(&tree);
     eprintln!(
         "REPORT sigkill: seed {seed}, {landed} of {KILLS} kills landed (kill window {full_run:?}), {checked} pycs checked, \
-         0 bad, {} temp files left: {:?}, {orphans} workers outlived the pool by 5 s, \
+         0 bad, {} temp files left by the kills: {:?}, {} after the final run, {orphans} workers outlived the pool by 5 s, \
          final run checked {} pycs, {:?}",
         temps.len(),
         temps.iter().take(5).collect::<Vec<_>>(),
+        temps_after.len(),
         verdict.checked,
         started.elapsed()
     );
     assert_eq!(
         orphans, 0,
         "seed {seed}: workers still running 5 s after their pool was killed"
+    );
+    assert!(
+        temps_after.is_empty(),
+        "seed {seed}: the final run left the kills' temp files: {temps_after:?}"
     );
 }
 
