@@ -115,10 +115,9 @@ fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
             },
             None => syntax_error(&parse.error.to_string()),
         },
-        CompileError::InvalidPattern { message, .. } | CompileError::InvalidSyntax { message, .. } => {
-            syntax_error(message)
-        }
-        CompileError::InvalidDocstring { message, .. } => syntax_error(message),
+        CompileError::InvalidPattern { message, .. }
+        | CompileError::InvalidSyntax { message, .. }
+        | CompileError::InvalidDocstring { message, .. } => syntax_error(message),
         CompileError::InvalidIdentifier(_) => syntax_error(&error.to_string()),
         CompileError::Decode(SourceDecodeError::NullByte) => {
             syntax_error("source code string cannot contain null bytes")

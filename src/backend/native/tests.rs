@@ -1,21 +1,6 @@
-use std::path::PathBuf;
 use std::process::Command;
 
 use super::*;
-
-/// pyenv's interpreter of that minor version, if this machine has it.
-fn oracle(minor: u32) -> Option<PathBuf> {
-    let versions = PathBuf::from(std::env::var_os("HOME")?).join(".pyenv/versions");
-    let found = std::fs::read_dir(versions)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("3.{minor}.")))
-        })?;
-    Some(found.join("bin/python3"))
-}
 
 /// Whether the interpreter's own `compile()` of `source` gives the code
 /// object `body` unmarshals to: `==` (bytecode, constants, names, line and
@@ -76,8 +61,7 @@ const SOURCES: &[&str] = &[
 fn code_objects_match_the_interpreter() {
     let mut compared = 0;
     for (minor, positions) in [(12, false), (13, true)] {
-        let Some(python) = oracle(minor) else {
-            eprintln!("skipping 3.{minor}: no pyenv interpreter");
+        let Some(python) = crate::pyrepr::oracle::interpreter(&format!("3.{minor}")) else {
             continue;
         };
         let backend = NativeBackend::new(version_for((3, minor)).unwrap());
