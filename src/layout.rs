@@ -68,6 +68,11 @@ impl Layout {
         Ok(into_path(pyc))
     }
 
+    /// The prefix pycs are written under: none in `-b` mode or before 3.8.
+    pub fn written_prefix(&self) -> Option<&[u8]> {
+        if self.legacy { None } else { self.active_prefix() }
+    }
+
     /// `sys.pycache_prefix` arrived in 3.8; 3.7's `cache_from_source` never
     /// looks at it.
     fn active_prefix(&self) -> Option<&[u8]> {

@@ -11,6 +11,7 @@
 //! - [`discover`]: compileall's walk (`Listing`, sort order, depth, symlink rules).
 //! - [`dfile`]: the `co_filename` compileall would pass (`-d`, `-s`, `-p`, per version).
 //! - [`layout`]: source path -> pyc path, as the target's `cache_from_source`.
+//! - [`destination`]: the directories a run may write into; a pyc outside them is refused.
 //! - [`pyc`]: header, source hash, freshness, atomic writes.
 //! - [`backend`]: source bytes -> marshalled code; never touches paths or files.
 //!   `cpython` (interpreter workers) or `native` (serc in-process).
@@ -20,6 +21,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod destination;
 pub mod dfile;
 pub mod discover;
 pub mod layout;

@@ -215,6 +215,18 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// The OS error number, for the JSON report.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            WriteError::Symlink(_) | WriteError::NonRegular(_) => None,
+            WriteError::Io { source, .. } | WriteError::Write { source, .. } | WriteError::Rename { source, .. } => {
+                source.raw_os_error()
+            }
+        }
+    }
+}
+
 /// py_compile's checks before compiling: `cfile` must not be a symlink nor an
 /// existing non-regular file. A path that cannot be lstat'ed passes, as in
 /// Python (`os.path.islink` and `exists` return False on any error).

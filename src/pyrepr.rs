@@ -200,6 +200,38 @@ pub fn os_error_class(errno: i32) -> &'static str {
     }
 }
 
+/// Python's `errno.errorcode[errno]` for the errors a run meets on files,
+/// so a JSON consumer can act on `ENOSPC` or `EROFS` without parsing text.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EMLINK => "EMLINK",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ELOOP => "ELOOP",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EDQUOT => "EDQUOT",
+        libc::ESTALE => "ESTALE",
+        _ => return None,
+    })
+}
+
 /// The C library's message for `errno`, which is what Python shows.
 fn strerror(errno: i32) -> String {
     let mut buf = [0u8; 256];
@@ -406,6 +438,24 @@ sys.stdout.write(''.join('1' if chr(c).isprintable() else '0' for c in range(0x8
 
     /// errno, filename, filename2, expected text.
     type ErrnoCase = (i32, Option<&'static [u8]>, Option<&'static [u8]>, &'static str);
+
+    #[test]
+    fn errno_names_are_pythons() {
+        let Some(exe) = interpreter("3.11") else {
+            return;
+        };
+        let script = "import errno\nfor n in range(1, 134): print(n, errno.errorcode.get(n, '-'))";
+        let table = run(&exe, std::path::Path::new("/"), script, "");
+        let mut named = 0;
+        for line in table.lines() {
+            let (number, name) = line.split_once(' ').unwrap();
+            if let Some(ours) = errno_name(number.parse().unwrap()) {
+                assert_eq!(ours, name, "errno {number}");
+                named += 1;
+            }
+        }
+        assert_eq!(named, 24, "every name in the table was compared");
+    }
 
     #[test]
     fn os_error_text_table() {

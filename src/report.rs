@@ -35,9 +35,11 @@ pub enum ErrorKind {
     Destination,
     /// Creating the directory or writing the pyc failed.
     Write,
-    /// The pyc path would leave its destination root, or the target's
-    /// `cache_from_source` would crash on it.
+    /// The target's `cache_from_source` would crash on this path.
     Layout,
+    /// The pyc would land outside its destination root (`--root`, the
+    /// prefix, or its source's directory; see destination.rs).
+    OutsideRoot,
     /// compileall's `-s`/`-d` handling crashes on this path (TypeError).
     Dfile,
 }
@@ -56,6 +58,8 @@ pub enum FileResult {
         kind: ErrorKind,
         message: String,
         compiling_printed: bool,
+        /// The OS error behind a read or write failure.
+        errno: Option<i32>,
     },
 }
 
@@ -82,6 +86,11 @@ struct JsonError {
     path: String,
     kind: ErrorKind,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<i32>,
+    /// Python's `errno.errorcode` name, e.g. `ENOSPC`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno_name: Option<&'static str>,
 }
 
 #[derive(serde::Serialize)]
@@ -200,6 +209,7 @@ impl Printer {
                 kind,
                 message,
                 compiling_printed,
+                errno,
             } => {
                 self.counts.failed += 1;
                 if self.text() {
@@ -209,6 +219,8 @@ impl Printer {
                     path: lossy(&report.path),
                     kind,
                     message,
+                    errno,
+                    errno_name: errno.and_then(crate::pyrepr::errno_name),
                 });
             }
         }

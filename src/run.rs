@@ -19,6 +19,7 @@ use crate::backend::cpython::{CpythonPool, PoolConfig};
 use crate::backend::native::{self, NativeBackend};
 use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
 use crate::cli::Cli;
+use crate::destination::{Destinations, Escape};
 use crate::dfile::Dfile;
 use crate::discover::{Event, walk_dir};
 use crate::layout::Layout;
@@ -259,8 +260,10 @@ struct Runner<'a> {
     /// Started on first need, so an all-fresh run never starts Python.
     backend: OnceLock<Result<Box<dyn Backend>, String>>,
     threads: usize,
-    /// Directories already swept of stale temp files.
-    swept: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    destinations: Destinations,
+    /// Directories already written into: whether they lie inside their
+    /// destination root (checked once each, before they are created).
+    prepared: std::sync::Mutex<std::collections::HashMap<PathBuf, Result<(), Escape>>>,
 }
 
 impl<'a> Runner<'a> {
@@ -282,10 +285,11 @@ impl<'a> Runner<'a> {
         Runner {
             settings,
             target,
-            layout,
             backend: OnceLock::new(),
             threads,
-            swept: Default::default(),
+            destinations: Destinations::new(layout.written_prefix(), settings.root.as_deref(), &settings.cwd),
+            layout,
+            prepared: Default::default(),
         }
     }
 
@@ -546,7 +550,7 @@ impl<'a> Runner<'a> {
         match abs.strip_prefix(root) {
             Ok(rest) => Ok([b"/", rest.as_os_str().as_bytes()].concat()),
             Err(_) => Err(failed(
-                ErrorKind::Layout,
+                ErrorKind::OutsideRoot,
                 format!("{} is not under --root {}", path.display(), root.display()),
                 false,
             )),
@@ -583,7 +587,7 @@ impl<'a> Runner<'a> {
         let under_root = lexical_absolute(&written, Path::new("/"));
         if !under_root.starts_with(root) {
             return Err(failed(
-                ErrorKind::Layout,
+                ErrorKind::OutsideRoot,
                 format!(
                     "refusing to write {}: outside --root {}",
                     under_root.display(),
@@ -663,10 +667,7 @@ impl<'a> Runner<'a> {
                     optimize: *level,
                 })
                 .map_err(compile_failed)?;
-            if let Some(dir) = pyc_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                pyc::create_dirs(dir).map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
-                self.sweep_once(dir);
-            }
+            self.prepare_dir(pyc_path, plan.fullname)?;
             let written = match &previous {
                 Some((prev_path, prev_body))
                     if s.hardlink_dupes && *prev_body == body && *prev_path != pyc_path.as_path() =>
@@ -675,22 +676,39 @@ impl<'a> Runner<'a> {
                 }
                 _ => pyc::write_atomic(pyc_path, &header, &body, Some(plan.meta.mode())),
             };
-            written.map_err(|e| failed(ErrorKind::Write, e.to_string(), true))?;
+            written.map_err(|e| write_failed(&e))?;
             previous = Some((pyc_path.as_path(), body));
         }
         Ok(())
     }
 
-    /// The first write into a directory removes what killed runs left there.
-    fn sweep_once(&self, dir: &Path) {
-        let first = self
-            .swept
+    /// Make the pyc's directory ready: refuse it if it lies outside its
+    /// destination root (checked once per directory, before anything is
+    /// created), create it as py_compile does, and on the first write into
+    /// it remove the temp files killed runs left there.
+    fn prepare_dir(&self, pyc_path: &Path, source: &Path) -> Result<(), FileResult> {
+        let dir = pyc_path.parent().unwrap_or(Path::new(""));
+        let known = self
+            .prepared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(dir.to_owned());
+            .get(dir)
+            .cloned();
+        let first = known.is_none();
+        let verdict = known.unwrap_or_else(|| {
+            let verdict = self.destinations.check(pyc_path, source);
+            let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+            prepared.entry(dir.to_owned()).or_insert(verdict).clone()
+        });
+        verdict.map_err(|e| failed(ErrorKind::OutsideRoot, e.to_string(), true))?;
+        if dir.as_os_str().is_empty() {
+            return Ok(());
+        }
+        pyc::create_dirs(dir).map_err(|e| write_failed(&e))?;
         if first {
             pyc::sweep_stale_temps(dir);
         }
+        Ok(())
     }
 
     fn backend(&self) -> Result<&dyn Backend, FileResult> {
@@ -779,11 +797,12 @@ impl Plan<'_> {
 
 /// The source could not be read: compileall prints the OSError.
 fn read_failed(plan: &Plan<'_>, error: &std::io::Error) -> FileResult {
-    failed(
-        ErrorKind::ReadSource,
-        os_error_text(error, Some(plan.fullname_bytes()), None),
-        true,
-    )
+    FileResult::Failed {
+        kind: ErrorKind::ReadSource,
+        message: os_error_text(error, Some(plan.fullname_bytes()), None),
+        compiling_printed: true,
+        errno: error.raw_os_error(),
+    }
 }
 
 fn failed(kind: ErrorKind, message: String, compiling_printed: bool) -> FileResult {
@@ -791,6 +810,17 @@ fn failed(kind: ErrorKind, message: String, compiling_printed: bool) -> FileResu
         kind,
         message,
         compiling_printed,
+        errno: None,
+    }
+}
+
+/// A write that failed: its text as Python prints it, with the OS error.
+fn write_failed(error: &pyc::WriteError) -> FileResult {
+    FileResult::Failed {
+        kind: ErrorKind::Write,
+        message: error.to_string(),
+        compiling_printed: true,
+        errno: error.errno(),
     }
 }
 

@@ -727,8 +727,9 @@ fn symlink_tree(s: &Scratch) -> PathBuf {
     link(&tree, b"t/sub/link_sibling.py", "../a.py");
     link(&tree, b"t/sub/link_up2.py", "../../outside.py");
     write(&tree, b"t/cachelink/m.py", b"m = 1\n");
-    fs::create_dir(tree.join("cachedir")).expect("mkdir");
-    link(&tree, b"t/cachelink/__pycache__", "../../cachedir");
+    // Within its directory: one that leads outside is refused (destinations.rs).
+    fs::create_dir(tree.join("t/cachelink/.cache")).expect("mkdir");
+    link(&tree, b"t/cachelink/__pycache__", ".cache");
     write(&tree, b"t/cfile_link/c.py", b"c = 1\n");
     fs::create_dir(tree.join("t/cfile_link/__pycache__")).expect("mkdir");
     link(&tree, b"t/cfile_link/__pycache__/c.cpython-311.pyc", "nowhere.pyc");

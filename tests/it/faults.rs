@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, precompyle, run, scratch, stdout_lines};
+use crate::support::{self, precompyle, scratch, stdout_lines, temp_files, verify_pycs};
 
 /// Packages of the target's stdlib copied as the sample tree (~170 files).
 const SAMPLE: &[&str] = &[
@@ -29,54 +29,6 @@ const SAMPLE: &[&str] = &[
     "http",
     "unittest",
 ];
-
-/// Prints `CHECKED <n>` then one `BAD <path>: <why>` line per pyc that the
-/// import system would reject or choke on. Mirrors importlib's
-/// `_classify_pyc` + `_validate_timestamp_pyc` + `_compile_bytecode`.
-const VERIFY_PYCS: &str = r#"
-import importlib.util, marshal, os, sys
-checked = 0
-for dirpath, dirnames, filenames in os.walk(sys.argv[1]):
-    for name in filenames:
-        if not name.endswith(".pyc"):
-            continue
-        path = os.path.join(dirpath, name)
-        checked += 1
-        def bad(why):
-            print("BAD %s: %s" % (path, why))
-        try:
-            source = importlib.util.source_from_cache(path)
-            st = os.stat(source)
-        except Exception as err:
-            bad("no source: %r" % (err,))
-            continue
-        with open(path, "rb") as f:
-            data = f.read()
-        if len(data) < 16:
-            bad("only %d bytes" % len(data))
-            continue
-        if data[:4] != importlib.util.MAGIC_NUMBER:
-            bad("magic %r" % data[:4])
-            continue
-        flags = int.from_bytes(data[4:8], "little")
-        mtime = int.from_bytes(data[8:12], "little")
-        size = int.from_bytes(data[12:16], "little")
-        if flags != 0:
-            bad("flags %d" % flags)
-        elif mtime != int(st.st_mtime) & 0xFFFFFFFF:
-            bad("mtime %d, source %d" % (mtime, int(st.st_mtime)))
-        elif size != st.st_size & 0xFFFFFFFF:
-            bad("size %d, source %d" % (size, st.st_size))
-        else:
-            try:
-                code = marshal.loads(data[16:])
-            except Exception as err:
-                bad("marshal: %r (%d bytes)" % (err, len(data)))
-                continue
-            if type(code).__name__ != "code":
-                bad("not a code object: %r" % type(code))
-print("CHECKED %d" % checked)
-"#;
 
 /// Loops until the file `argv[2]` exists: gets every module's code through
 /// the import system's own `SourceFileLoader` (which reads and trusts the
@@ -168,44 +120,9 @@ fn target_python() -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-fn python_output(python: &Path, script: &str, args: &[&OsStr]) -> Output {
-    let mut cmd = Command::new(python);
-    crate::support::clear_python_env(&mut cmd);
-    run(cmd.arg("-c").arg(script).args(args))
-}
-
 /// The `SAMPLE` packages of `python`'s stdlib in `<dir>/lib`.
 fn stdlib_sample(python: &Path, dir: &Path) -> PathBuf {
     support::stdlib_sample(python, dir, "lib", SAMPLE)
-}
-
-/// Names precompyle's temp files can have (`<cfile>.<pid>p<counter>`,
-/// `<cfile>.<pid>l<counter>`); any `*.pyc.*` counts.
-fn temp_files(tree: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(tree)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".pyc."))
-        .map(|e| e.into_path())
-        .collect()
-}
-
-struct Verdict {
-    checked: usize,
-    bad: Vec<String>,
-}
-
-/// Every pyc under `tree`, judged by the target interpreter in one process.
-fn verify_pycs(python: &Path, tree: &Path) -> Verdict {
-    let out = python_output(python, VERIFY_PYCS, &[tree.as_os_str()]);
-    let lines = stdout_lines(&out);
-    let checked = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("CHECKED "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("verifier failed: {}", String::from_utf8_lossy(&out.stderr)));
-    let bad = lines.into_iter().filter(|l| l.starts_with("BAD ")).collect();
-    Verdict { checked, bad }
 }
 
 fn start(python: &Path, tree: &Path, extra: &[&str]) -> Child {

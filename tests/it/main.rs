@@ -5,6 +5,7 @@
 mod support;
 
 mod check;
+mod destinations;
 mod edge;
 mod faults;
 mod native;

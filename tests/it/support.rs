@@ -263,3 +263,94 @@ pub fn remove_pycaches(tree: &Path) {
         std::fs::remove_dir_all(&cache).unwrap_or_else(|e| panic!("rm -r {}: {e}", cache.display()));
     }
 }
+
+/// Prints `CHECKED <n>` then one `BAD <path>: <why>` line per pyc that the
+/// import system would reject or choke on. Mirrors importlib's
+/// `_classify_pyc` + `_validate_timestamp_pyc` + `_compile_bytecode`.
+/// With a second argument, pycs live under that pycache prefix.
+pub const VERIFY_PYCS: &str = r#"
+import importlib.util, marshal, os, sys
+if len(sys.argv) > 2:
+    sys.pycache_prefix = sys.argv[2]
+checked = 0
+for dirpath, dirnames, filenames in os.walk(sys.argv[1]):
+    for name in filenames:
+        if not name.endswith(".pyc"):
+            continue
+        path = os.path.join(dirpath, name)
+        checked += 1
+        def bad(why):
+            print("BAD %s: %s" % (path, why))
+        try:
+            source = importlib.util.source_from_cache(path)
+            st = os.stat(source)
+        except Exception as err:
+            bad("no source: %r" % (err,))
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) < 16:
+            bad("only %d bytes" % len(data))
+            continue
+        if data[:4] != importlib.util.MAGIC_NUMBER:
+            bad("magic %r" % data[:4])
+            continue
+        flags = int.from_bytes(data[4:8], "little")
+        mtime = int.from_bytes(data[8:12], "little")
+        size = int.from_bytes(data[12:16], "little")
+        if flags != 0:
+            bad("flags %d" % flags)
+        elif mtime != int(st.st_mtime) & 0xFFFFFFFF:
+            bad("mtime %d, source %d" % (mtime, int(st.st_mtime)))
+        elif size != st.st_size & 0xFFFFFFFF:
+            bad("size %d, source %d" % (size, st.st_size))
+        else:
+            try:
+                code = marshal.loads(data[16:])
+            except Exception as err:
+                bad("marshal: %r (%d bytes)" % (err, len(data)))
+                continue
+            if type(code).__name__ != "code":
+                bad("not a code object: %r" % type(code))
+print("CHECKED %d" % checked)
+"#;
+
+/// Names precompyle's temp files can have (`<cfile>.<pid>p<counter>`,
+/// `<cfile>.<pid>l<counter>`); any `*.pyc.*` counts.
+pub fn temp_files(tree: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(tree)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".pyc."))
+        .map(|e| e.into_path())
+        .collect()
+}
+
+pub struct Verdict {
+    pub checked: usize,
+    pub bad: Vec<String>,
+}
+
+/// Every pyc under `tree`, judged by the target interpreter in one process.
+pub fn verify_pycs(python: &Path, tree: &Path) -> Verdict {
+    verify_pycs_with(python, tree, None)
+}
+
+/// `verify_pycs` of the pycs under `tree` that mirror sources under `prefix`.
+pub fn verify_pycs_with(python: &Path, tree: &Path, prefix: Option<&Path>) -> Verdict {
+    let mut cmd = Command::new(python);
+    clear_python_env(&mut cmd);
+    cmd.arg("-c").arg(VERIFY_PYCS).arg(tree);
+    if let Some(prefix) = prefix {
+        cmd.arg(prefix);
+    }
+    let out = run(&mut cmd);
+    let lines = stdout_lines(&out);
+    let checked = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("CHECKED "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("verifier failed: {}", String::from_utf8_lossy(&out.stderr)));
+    let bad = lines.into_iter().filter(|l| l.starts_with("BAD ")).collect();
+    Verdict { checked, bad }
+}
