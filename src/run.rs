@@ -640,12 +640,13 @@ impl<'a> Runner<'a> {
 
     /// The source bytes and the stamp that describes exactly those bytes.
     fn read_stamped(&self, plan: &Plan<'_>) -> std::io::Result<(Vec<u8>, Stamp)> {
-        let (bytes, meta) = read_source(plan.fullname)?;
-        let stamp = match self.settings.mode {
-            InvalidationMode::Timestamp => timestamp_of(&meta),
-            _ => Stamp::Hash(pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes)),
-        };
-        Ok((bytes, stamp))
+        if self.settings.mode != InvalidationMode::Timestamp {
+            let (bytes, _) = read_source(plan.fullname)?;
+            let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes);
+            return Ok((bytes, Stamp::Hash(hash)));
+        }
+        let (bytes, meta) = read_settled(plan.fullname)?;
+        Ok((bytes, timestamp_of(&meta)))
     }
 
     fn compile_and_write(&self, plan: &Plan<'_>, source: Option<(Vec<u8>, Stamp)>) -> Result<(), FileResult> {
@@ -856,6 +857,33 @@ fn read_source(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
             && after.size() == bytes.len() as u64;
         if same {
             return Ok((bytes, after));
+        }
+    }
+    Err(std::io::Error::other("the source kept changing while it was read"))
+}
+
+/// `read_source` for a timestamp pyc, whose header keeps only whole seconds
+/// of the mtime: a source modified in the current second could change again
+/// within that second, keeping its size, and CPython would take our pyc as
+/// fresh for content it was not compiled from. So such a source is read
+/// again once the clock has left its mtime's second: any later change then
+/// carries a later second, which the header does not match. (Costs at most
+/// about a second, once, for sources written just before the run.)
+fn read_settled(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    // File times come from the kernel's coarse clock, which may lag the
+    // real one by a tick: leave a margin past the second boundary.
+    const MARGIN: std::time::Duration = std::time::Duration::from_millis(20);
+    for _ in 0..4 {
+        let read = read_source(path)?;
+        let Ok(second) = u64::try_from(read.1.mtime()) else {
+            return Ok(read);
+        };
+        let settled = std::time::UNIX_EPOCH + std::time::Duration::from_secs(second + 1) + MARGIN;
+        match settled.duration_since(std::time::SystemTime::now()) {
+            // A source "from the future" (a clock behind the file system's)
+            // cannot be waited out: keep what was read.
+            Ok(wait) if wait <= std::time::Duration::from_secs(2) => std::thread::sleep(wait),
+            _ => return Ok(read),
         }
     }
     Err(std::io::Error::other("the source kept changing while it was read"))

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod changing;
 mod check;
 mod destinations;
 mod edge;
