@@ -307,6 +307,10 @@ class Bench:
         if a.serc:
             tools.append(Tool("serc", f"serc compile -q --python-version {target}",
                               (a.serc, "compile", "-q", "--python-version", target)))
+            # Compiles every file and writes nothing: the floor of any tool
+            # built on serc, so it bounds what native can reach.
+            tools.append(Tool("sercchk", f"serc compile -q --check (no writes) {target}",
+                              (a.serc, "compile", "-q", "--check", "--python-version", target)))
         return tools
 
     def measure(self, tool: Tool, phase: str, rep: int, suffix: str = "") -> Sample:
@@ -429,7 +433,7 @@ LABELS = {
     "seq": "python3 -m compileall -q",
     "pc": "precompyle -q",
 }
-ROWS = {"cold": ("cj0", "seq", "pc", "cjT", "nat", "serc"), "fresh": ("cj0", "seq", "pc", "nat", "pcT", "serc")}
+ROWS = {"cold": ("cj0", "seq", "pc", "cjT", "nat", "serc", "sercchk"), "fresh": ("cj0", "seq", "pc", "nat", "pcT", "serc")}
 
 
 def times_of(samples: list[Sample], tool: str, phase: str) -> list[float]:
@@ -565,6 +569,9 @@ def print_native_targets(bench: Bench, py_files: int) -> list[bool]:
         print_cpu_ratio(samples, "cold", "cjT", "nat", f"python{bench.args.target} compileall -j0 / native")
     if t("nat", "cold") and t("serc", "cold"):
         print_cpu_ratio(samples, "cold", "serc", "nat", "serc CLI / native")
+    if t("sercchk", "cold"):
+        ratio_line(f"bound: python{bench.args.target} compileall -j0 / serc compile only", t("cjT", "cold"),
+                   t("sercchk", "cold"))
     cold_nat = [s for s in samples if s.tool == "nat" and s.phase == "cold"]
     if bench.native_ok:
         oks.append(print_own_peak("native peak RSS (own process, cold, max)", cold_nat, bench.runner.warning))

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The long fault and stress suite (issue 4); CI runs the bounded versions
+# through `cargo test`. This one:
+#   1. the SIGKILL test with many more kills (PRECOMPYLE_FAULT_KILLS, default 50),
+#      plus the other fault, change and destination tests;
+#   2. hostile inputs, on both backends: a 50 MB source, a 200,000-file tree,
+#      1,000-level-deep directories, non-UTF-8 names; prints exit code, the
+#      first message line and precompyle's peak RSS (GNU time %M) for each;
+#   3. scripts/fuzz.sh, when present, for FUZZ_SECONDS per target (default 60).
+# Usage: scripts/stress.sh [--hostile-only]
+# Needs: cargo, python3, GNU time (/usr/bin/time); root for the tmpfs test.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+profile=${PRECOMPYLE_STRESS_PROFILE:-release}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+bin="$target_dir/$profile/precompyle"
+kills=${PRECOMPYLE_FAULT_KILLS:-50}
+
+hostile_only=${1:-}
+if [[ $hostile_only != --hostile-only ]]; then
+    echo "== 1. fault tests, $kills kills"
+    PRECOMPYLE_FAULT_KILLS=$kills cargo test --profile "$profile" --ignore-rust-version --test it \
+        -- faults:: changing:: destinations:: --nocapture 2>&1 | grep -E "^(REPORT|round|test |test result)"
+fi
+[[ -x $bin ]] || { echo "stress.sh: no binary at $bin" >&2; exit 2; }
+
+echo "== 2. hostile inputs"
+scratch=$(mktemp -d /tmp/precompyle-stress.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+python3 - "$scratch" <<'EOF'
+import os, sys
+base = sys.argv[1]
+big = os.path.join(base, "big"); os.makedirs(big)
+with open(os.path.join(big, "huge.py"), "w") as f:        # ~50 MB of simple statements
+    line = "x_%d = [%s]\n" % (0, ", ".join(str(i) for i in range(40)))
+    for i in range(50_000_000 // len(line)):
+        f.write("x_%d = [%s]\n" % (i, ", ".join(str(i + k) for k in range(40))))
+many = os.path.join(base, "many")
+for d in range(400):                                       # 200,000 files in 400 dirs
+    sub = os.path.join(many, "d%03d" % d); os.makedirs(sub)
+    for i in range(500):
+        with open(os.path.join(sub, "m%03d.py" % i), "w") as f:
+            f.write("v = %d\n" % i)
+os.makedirs(os.path.join(base, "deep"))                   # 1,000-level-deep directories
+os.chdir(os.path.join(base, "deep"))                       # (relative steps: paths outgrow PATH_MAX)
+for level in range(1000):
+    os.mkdir("d")
+    os.chdir("d")
+with open("leaf.py", "w") as f:
+    f.write("leaf = 1\n")
+os.chdir(base)
+names = os.fsencode(os.path.join(base, "names"))           # names that are not UTF-8
+os.makedirs(names)
+for raw in [b"caf\xe9.py", b"\xff\xfe.py", b"ok.py", b"sub\x80dir"]:
+    p = os.path.join(names, raw)
+    if raw.endswith(b"dir"):
+        os.makedirs(p); p = os.path.join(p, b"x.py")
+    with open(p, "wb") as f:
+        f.write(b"n = 1\n")
+EOF
+measure() {
+    local label=$1; shift
+    local out="$scratch/out.txt" rss="$scratch/rss.txt"
+    local start end code
+    start=$(date +%s.%N)
+    set +e
+    /usr/bin/time -o "$rss" -f %M "$@" >"$out" 2>&1
+    code=$?
+    set -e
+    end=$(date +%s.%N)
+    printf '%-34s exit %s  %6.1f s  peak RSS %6.1f MB  %s\n' "$label" "$code" \
+        "$(echo "$end - $start" | bc)" "$(echo "$(tail -n 1 "$rss") / 1024" | bc -l)" \
+        "$(grep -m 1 -v '^$' "$out" | cut -c 1-90)"
+}
+for backend in cpython native; do
+    args=(-q --no-progress -j 2)
+    [[ $backend == native ]] && args+=(--backend native --target 3.12)
+    for tree in big many deep names; do
+        find "$scratch/$tree" -name __pycache__ -prune -exec rm -rf {} +
+        measure "$backend $tree" "$bin" "${args[@]}" "$scratch/$tree"
+    done
+done
+
+if [[ $hostile_only != --hostile-only && -x scripts/fuzz.sh ]]; then
+    echo "== 3. fuzzing"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
