@@ -71,7 +71,7 @@ measure() {
     end=$(date +%s.%N)
     printf '%-34s exit %s  %6.1f s  peak RSS %6.1f MB  %s\n' "$label" "$code" \
         "$(echo "$end - $start" | bc)" "$(echo "$(tail -n 1 "$rss") / 1024" | bc -l)" \
-        "$(grep -m 1 -v '^$' "$out" | cut -c 1-90)"
+        "$( (grep -m 1 -A 1 '^\*\*\* ' "$out" | tail -n 1; grep -m 1 '^precompyle: ' "$out") | head -n 1 | cut -c 1-100)"
 }
 for backend in cpython native; do
     args=(-q --no-progress -j 2)

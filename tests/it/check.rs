@@ -184,3 +184,93 @@ fn usage_errors_exit_2() {
         );
     }
 }
+
+/// Every kind of failure a CI system may act on has its own JSON `kind`,
+/// and the text compileall would print for it: one tree with a syntax
+/// error, a too-deep marshal, a directory at the pyc path, a symlinked
+/// `__pycache__` leading out of its directory and a file that compiles
+/// longer than `--timeout` (run alone); then, natively, an encoding serc lacks.
+#[test]
+fn json_names_the_kind_of_every_failure() {
+    let work = support::scratch();
+    let work = work.path();
+    let t = work.join("t");
+    std::fs::create_dir_all(t.join("dest/__pycache__/c.cpython-311.pyc")).unwrap();
+    std::fs::write(t.join("dest/c.py"), "c = 1\n").unwrap();
+    std::fs::write(t.join("syntax.py"), "x = (\n").unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edge/marshal");
+    std::fs::copy(fixtures.join("deep_lambda.py"), t.join("deep_lambda.py")).unwrap();
+    std::fs::create_dir_all(t.join("esc")).unwrap();
+    std::fs::create_dir_all(work.join("elsewhere")).unwrap();
+    std::fs::write(t.join("esc/m.py"), "m = 1\n").unwrap();
+    std::os::unix::fs::symlink("../../elsewhere", t.join("esc/__pycache__")).unwrap();
+    let slow: String = (0..8000)
+        .map(|i| {
+            format!(
+                "x_{i} = [{}]\n",
+                (0..40).map(|k| (i + k).to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(work.join("s")).unwrap();
+    std::fs::write(work.join("s/slow.py"), slow).unwrap();
+    std::fs::write(t.join("ok.py"), "ok = 1\n").unwrap();
+
+    let out = precompyle(work, &["--format", "json", "t"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let kinds: std::collections::BTreeMap<String, (String, String)> = doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
+            (text("path"), (text("kind"), text("message")))
+        })
+        .collect();
+    let expect = |path: &str, kind: &str, message_start: &str| {
+        let (got_kind, message) = kinds
+            .get(path)
+            .unwrap_or_else(|| panic!("no error for {path}: {kinds:?}"));
+        assert_eq!(got_kind, kind, "{path}: {message}");
+        assert!(message.starts_with(message_start), "{path}: {message}");
+    };
+    expect("t/syntax.py", "compile", "  File \"t/syntax.py\", line 1");
+    expect(
+        "t/deep_lambda.py",
+        "marshal",
+        "ValueError: object too deeply nested to marshal",
+    );
+    expect("t/dest/c.py", "destination", "FileExistsError: ");
+    expect(
+        "t/esc/m.py",
+        "outside-root",
+        "refusing to write 't/esc/__pycache__/m.cpython-311.pyc'",
+    );
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert_eq!(doc["counts"]["compiled"], 1, "only ok.py compiled");
+
+    // On its own: a loaded machine may take a second for the others too.
+    let out = precompyle(work, &["--format", "json", "--timeout", "1", "s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"][0]["kind"], "timeout", "{doc}");
+    assert_eq!(doc["errors"][0]["path"], "s/slow.py");
+
+    let unsupported = work.join("u");
+    std::fs::create_dir_all(&unsupported).unwrap();
+    std::fs::write(unsupported.join("cyr.py"), b"# coding: iso-8859-5\nx = '\xd0'\n").unwrap();
+    let out = support::run(support::precompyle().current_dir(work).args([
+        "--format",
+        "json",
+        "--backend",
+        "native",
+        "--target",
+        "3.12",
+        "u",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"][0]["kind"], "unsupported", "{doc}");
+    assert_eq!(doc["errors"][0]["path"], "u/cyr.py");
+}
