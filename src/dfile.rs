@@ -172,6 +172,10 @@ fn path_join(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::pyrepr::oracle::{hex, interpreter, run, unhex};

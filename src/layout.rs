@@ -157,6 +157,10 @@ fn into_path(bytes: Vec<u8>) -> PathBuf {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::ffi::OsStr;
@@ -374,17 +378,17 @@ for line in sys.stdin:
         found
     }
 
-    struct OracleCase {
-        source: &'static [u8],
-        opt: &'static str,
-        prefix: Option<&'static [u8]>,
-        cwd: Vec<u8>,
+    pub(super) struct OracleCase {
+        pub(super) source: Vec<u8>,
+        pub(super) opt: &'static str,
+        pub(super) prefix: Option<Vec<u8>>,
+        pub(super) cwd: Vec<u8>,
     }
 
     impl OracleCase {
         fn line(&self) -> String {
-            let prefix = self.prefix.map_or_else(|| "-".to_owned(), hex);
-            let (source, cwd) = (hex(self.source), hex(&self.cwd));
+            let prefix = self.prefix.as_deref().map_or_else(|| "-".to_owned(), hex);
+            let (source, cwd) = (hex(&self.source), hex(&self.cwd));
             format!("{source}\t{}\t{prefix}\t{cwd}\n", self.opt)
         }
     }
@@ -398,9 +402,9 @@ for line in sys.stdin:
                     for cwd in cwds {
                         let cwd = cwd.clone();
                         cases.push(OracleCase {
-                            source,
+                            source: source.to_vec(),
                             opt,
-                            prefix,
+                            prefix: prefix.map(<[u8]>::to_vec),
                             cwd,
                         });
                     }
@@ -447,9 +451,9 @@ for line in sys.stdin:
     fn mismatches(python: &Path, run: &OracleRun, cases: &[OracleCase]) -> Vec<String> {
         let mut found = Vec::new();
         for (case, (cwd, want)) in cases.iter().zip(&run.answers) {
-            let mut layout = layout(run.version, case.prefix, cwd);
+            let mut layout = layout(run.version, case.prefix.as_deref(), cwd);
             layout.cache_tag.clone_from(&run.cache_tag);
-            let got = match layout.cache_path(case.source, case.opt) {
+            let got = match layout.cache_path(&case.source, case.opt) {
                 Ok(pyc) => hex(pyc.as_os_str().as_bytes()),
                 Err(LayoutError::EmptyHead) => "IndexError".to_owned(),
             };
@@ -457,9 +461,9 @@ for line in sys.stdin:
                 found.push(format!(
                     "{}: {} opt={:?} prefix={} cwd={}: got {}, want {}",
                     python.display(),
-                    show(case.source),
+                    show(&case.source),
                     case.opt,
-                    show_prefix(case.prefix),
+                    show_prefix(case.prefix.as_deref()),
                     show(cwd),
                     show_answer(&got),
                     show_answer(want),
@@ -477,28 +481,38 @@ for line in sys.stdin:
         }
     }
 
-    /// cwds: a temp dir, a non-UTF-8 temp dir, and `/` (the crash case).
-    #[test]
-    fn cache_path_matches_every_interpreter_present() {
-        let tmp = tempfile::tempdir().unwrap();
-        let plain = tmp.path().join("cwd");
-        let non_utf8 = tmp.path().join(OsStr::from_bytes(b"d\xff"));
+    /// cwds under `tmp`, which must outlive their use: a plain directory, a
+    /// non-UTF-8 one, and `/` (the crash case).
+    pub(super) fn oracle_cwds(tmp: &Path) -> Vec<Vec<u8>> {
+        let plain = tmp.join("cwd");
+        let non_utf8 = tmp.join(OsStr::from_bytes(b"d\xff"));
         fs_err::create_dir(&plain).unwrap();
         fs_err::create_dir(&non_utf8).unwrap();
-        let cwds: Vec<Vec<u8>> = [plain.as_os_str(), non_utf8.as_os_str(), OsStr::new("/")]
+        [plain.as_os_str(), non_utf8.as_os_str(), OsStr::new("/")]
             .iter()
             .map(|p| p.as_bytes().to_vec())
-            .collect();
-        let cases = oracle_cases(&cwds);
-        let input = tmp.path().join("cases.txt");
-        fs_err::write(&input, cases.iter().map(OracleCase::line).collect::<String>()).unwrap();
+            .collect()
+    }
 
+    /// Every case through every interpreter present, one process each; one
+    /// line per disagreement. The input file goes in `tmp`.
+    pub(super) fn oracle_mismatches(tmp: &Path, cases: &[OracleCase]) -> Vec<String> {
+        let input = tmp.join("cases.txt");
+        fs_err::write(&input, cases.iter().map(OracleCase::line).collect::<String>()).unwrap();
         let mut all = Vec::new();
         for python in oracle_interpreters() {
             let run = run_oracle(&python, &input);
             assert_eq!(run.answers.len(), cases.len(), "{}", python.display());
-            all.extend(mismatches(&python, &run, &cases));
+            all.extend(mismatches(&python, &run, cases));
         }
+        all
+    }
+
+    #[test]
+    fn cache_path_matches_every_interpreter_present() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cases = oracle_cases(&oracle_cwds(tmp.path()));
+        let all = oracle_mismatches(tmp.path(), &cases);
         assert!(all.is_empty(), "{} mismatches:\n{}", all.len(), all.join("\n"));
     }
 }

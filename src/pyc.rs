@@ -439,4 +439,8 @@ pub fn link_atomic(existing: &Path, cfile: &Path) -> Result<(), WriteError> {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

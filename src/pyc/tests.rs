@@ -174,7 +174,7 @@ fn check_fresh_reads_through_symlinks_and_never_blocks() {
 
 /// Every CPython 3.7+ (PEP 552 headers) on this machine: `python3` on PATH
 /// and the pyenv builds.
-fn interpreters() -> Vec<PathBuf> {
+pub(super) fn interpreters() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let works = |py: &Path| {
         let check = "import sys; sys.exit(sys.version_info < (3, 7))";
@@ -343,7 +343,7 @@ for src in sys.argv[2:]:
 
 /// The magic and hash algorithm from the script's first line
 /// (`MAGIC_NUMBER.hex() major minor`).
-fn parse_target(stdout: &str) -> ([u8; 4], HashAlgo) {
+pub(super) fn parse_target(stdout: &str) -> ([u8; 4], HashAlgo) {
     let fields: Vec<&str> = stdout.split_whitespace().collect();
     let byte = |i: usize| u8::from_str_radix(&fields[0][2 * i..2 * i + 2], 16).unwrap();
     let minor: u32 = fields[2].parse().unwrap();
