@@ -7,6 +7,7 @@ mod support;
 mod check;
 mod edge;
 mod faults;
+mod hostile;
 mod native;
 mod parity;
 mod runtime;
