@@ -35,9 +35,14 @@ pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
         .map(|(v, _)| v)
 }
 
+mod guard;
+
 pub struct NativeBackend {
     /// Options for `-o 0`, `-o 1`, `-o 2`, built once.
     options: [CompileOptions; 3],
+    /// How deep CPython nests before it refuses, for this version.
+    limits: guard::Limits,
+    version: PythonVersion,
 }
 
 impl NativeBackend {
@@ -53,6 +58,8 @@ impl NativeBackend {
                 with(OptimizationLevel::One),
                 with(OptimizationLevel::Two),
             ],
+            limits: guard::Limits::of(version),
+            version,
         }
     }
 }
@@ -66,6 +73,15 @@ impl Backend for NativeBackend {
         // it as such and go on with the others. Unwind-safe in fact: serc
         // only reads the options and returns everything it builds.
         let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // serc overflows its stack or runs for minutes on sources
+            // nested past CPython's limits: refuse those as CPython does.
+            // Undecodable sources are serc's to report.
+            let refusal = serc::decode_source(job.source)
+                .ok()
+                .and_then(|text| guard::check(&text, self.limits));
+            if let Some(refusal) = refusal {
+                return Err(too_deep(refusal, self.version));
+            }
             serc::compile_bytes_with_path_options_and_integer_limits(
                 job.source,
                 filename,
@@ -73,6 +89,7 @@ impl Backend for NativeBackend {
                 DEFAULT_INT_MAX_STR_DIGITS,
                 Some(DEFAULT_INT_MAX_STR_DIGITS),
             )
+            .map_err(|error| failure(&error, job))
         }))
         .map_err(|panic| CompileFailure {
             kind: FailureKind::Unsupported,
@@ -81,7 +98,7 @@ impl Backend for NativeBackend {
                 panic_text(&*panic)
             ),
         })?;
-        let module = compiled.map_err(|error| failure(&error, job))?;
+        let module = compiled?;
         // The pyc form, not `marshal()`: py_compile marshals a code object
         // nothing else holds, so the root carries no reference flag. The
         // header is ours to write; only the body is returned.
@@ -135,6 +152,30 @@ fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
             kind: FailureKind::Unsupported,
             message: format!("native backend cannot compile this file: {error}; use --backend cpython\n"),
         },
+    }
+}
+
+/// What py_compile prints for CPython's own refusal (`Sorry: TYPE: TEXT`,
+/// 3.12 and 3.13 alike); for a release with no measured limits, that serc
+/// is not asked, without claiming what CPython would say.
+fn too_deep(refusal: guard::Refusal, version: PythonVersion) -> CompileFailure {
+    let cpython = match refusal.excess {
+        guard::Excess::ParserStack => "MemoryError: Parser stack overflowed - Python source too complex to parse",
+        guard::Excess::Recursion => "RecursionError: maximum recursion depth exceeded during compilation",
+    };
+    if refusal.measured {
+        return CompileFailure {
+            kind: FailureKind::Compile,
+            message: format!("Sorry: {cpython}"),
+        };
+    }
+    let (major, minor, _) = version.target().version;
+    CompileFailure {
+        kind: FailureKind::Unsupported,
+        message: format!(
+            "native backend: source nested deeper than CPython 3.13 compiles (there: {cpython}); \
+             {major}.{minor}'s limit is not known natively, use --backend cpython\n"
+        ),
     }
 }
 

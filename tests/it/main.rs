@@ -9,6 +9,7 @@ mod check;
 mod destinations;
 mod edge;
 mod faults;
+mod hostile;
 mod native;
 mod parity;
 mod runtime;

@@ -1,0 +1,746 @@
+//! Sources nested deeper than CPython compiles, refused before serc sees
+//! them. serc recurses (and, on some chains, takes cubic time) where
+//! CPython gives up early with `MemoryError` (its parser's stack of 6,000
+//! rule frames) or `RecursionError` (its AST passes' depth limit). Both are
+//! measured in `scripts/nesting-limits.py`'s terms; see the README.
+//!
+//! Two passes. [`nesting_bound`] reads the bytes once and returns an upper
+//! bound on the depth; almost every real file is far below any limit and
+//! goes straight to serc. Only above [`Limits::fast_accept`] is the source
+//! parsed (by the parser serc uses) and its depths measured exactly as
+//! CPython counts them, from below: a file is refused only when CPython
+//! refuses it too, whatever the caller's stack depth.
+
+use ruff_python_ast::visitor::{Visitor, transformer, walk_expr, walk_stmt};
+use ruff_python_ast::{Expr, Operator, Stmt};
+use serc::PythonVersion;
+
+/// CPython's parser gives up when this many rule frames are active
+/// (`MAXSTACK`, 3.12 and 3.13).
+const PARSER_FRAMES: u32 = 6000;
+/// Frames on the parser's stack before the first link of a chain, at the
+/// least: 30 measured for `if not…:` at module level, 31 to 35 elsewhere.
+/// Five fewer, so no statement form can start lower.
+const PARSER_BASE: u32 = 25;
+
+/// The limits of one target version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limits {
+    /// Deepest nesting of statements and expressions CPython's AST passes
+    /// accept when called with nothing on the stack below them.
+    recursion: u32,
+    /// Whether these are CPython's own measured limits (3.12, 3.13), or
+    /// assumed for a release there is no interpreter here to measure.
+    measured: bool,
+    /// Template strings (`t"…"`) exist.
+    templates: bool,
+    /// The grammar serc parses with.
+    grammar: ruff_python_ast::PythonVersion,
+}
+
+/// Why a source was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Excess {
+    /// More parser frames than `MAXSTACK`: CPython's `MemoryError`.
+    ParserStack,
+    /// Deeper than the AST passes go: CPython's `RecursionError`.
+    Recursion,
+}
+
+/// A refusal, and whether CPython's verdict is known for this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refusal {
+    pub excess: Excess,
+    pub measured: bool,
+}
+
+impl Limits {
+    pub(super) fn of(version: PythonVersion) -> Limits {
+        match version {
+            // 3.12's AST optimizer and symtable stop at 3 x 1000 levels,
+            // whatever `sys.getrecursionlimit()` says; 3.13's at its C
+            // recursion limit, 10,000.
+            PythonVersion::Py312 => Limits {
+                recursion: 3000,
+                measured: true,
+                templates: false,
+                grammar: ruff_python_ast::PythonVersion::PY312,
+            },
+            PythonVersion::Py313 => Limits {
+                recursion: 10_000,
+                measured: true,
+                templates: false,
+                grammar: ruff_python_ast::PythonVersion::PY313,
+            },
+            // Measured on no interpreter: 3.14 checks the C stack instead
+            // of counting. 3.13's numbers keep serc within what it handles.
+            PythonVersion::Py314 | PythonVersion::Py315 => Limits {
+                recursion: 10_000,
+                measured: false,
+                templates: true,
+                grammar: if version == PythonVersion::Py314 {
+                    ruff_python_ast::PythonVersion::PY314
+                } else {
+                    ruff_python_ast::PythonVersion::PY315
+                },
+            },
+        }
+    }
+
+    /// Below this bound neither limit can be reached (the parser's needs
+    /// at least one counted byte per frame beyond its base).
+    fn fast_accept(self) -> u32 {
+        self.recursion.min(PARSER_FRAMES - PARSER_BASE)
+    }
+}
+
+/// `Some` if CPython refuses `text` (the decoded source serc compiles) as
+/// too deeply nested.
+pub(super) fn check(text: &str, limits: Limits) -> Option<Refusal> {
+    let scan = nesting_bound(text.as_bytes(), limits.templates);
+    let refuse = |excess| {
+        Some(Refusal {
+            excess,
+            measured: limits.measured,
+        })
+    };
+    // A run of prefix operators nests without anything between, so it is
+    // refused before the parser spends memory on it.
+    if PARSER_BASE + scan.unary_run > PARSER_FRAMES {
+        return refuse(Excess::ParserStack);
+    }
+    if scan.bound <= limits.fast_accept() {
+        return None;
+    }
+    let depths = measure(text, limits)?;
+    if PARSER_BASE + depths.parser > PARSER_FRAMES {
+        refuse(Excess::ParserStack)
+    } else if depths.ast > limits.recursion {
+        refuse(Excess::Recursion)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Scan {
+    /// At least the deepest nesting of statements and expressions.
+    pub bound: u32,
+    /// The longest run of prefix operators (`-`, `+`, `~`, `not`) with
+    /// nothing but blanks between: all but the first nest for certain.
+    pub unary_run: u32,
+}
+
+/// Nesting inside one bracket, or one f-string replacement field.
+#[derive(Debug, Clone, Copy, Default)]
+struct Level {
+    /// The bound where this level was opened.
+    base: u32,
+    /// Counted bytes since the level opened or since its last comma.
+    count: u32,
+    /// `lambda`s whose parameter list is still open here: their commas
+    /// do not separate siblings.
+    lambda_params: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quote {
+    byte: u8,
+    triple: bool,
+    raw: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// The literal text of an f-string (or t-string).
+    Literal(Quote),
+    /// Code in a replacement field whose level is `levels[level]`.
+    Field { level: usize },
+    /// A format spec after `:` in the field at `levels[level]`.
+    Spec { level: usize, quote: Quote },
+}
+
+/// The upper bound, from bytes: a tokenizer that knows strings, comments,
+/// brackets and f-strings (PEP 701), and counts every byte that can open
+/// a level of nesting (operators, brackets, the keywords of expressions).
+/// Elements separated by commas inside brackets are siblings, so a comma
+/// there starts the count again from the bracket's level.
+pub(super) fn nesting_bound(text: &[u8], templates: bool) -> Scan {
+    Scanner {
+        text,
+        templates,
+        i: 0,
+        levels: vec![Level::default()],
+        modes: Vec::new(),
+        blocks: vec![Block::default()],
+        statements: 1,
+        line_start: true,
+        previous_unary: false,
+        run: 0,
+        scan: Scan::default(),
+    }
+    .run()
+}
+
+/// One indented block and the `elif`s of the `if` chain last started in it:
+/// each `elif` is one more `If` deep in CPython's tree.
+#[derive(Debug, Clone, Copy, Default)]
+struct Block {
+    width: u32,
+    elifs: u32,
+}
+
+struct Scanner<'a> {
+    text: &'a [u8],
+    templates: bool,
+    i: usize,
+    levels: Vec<Level>,
+    modes: Vec<Mode>,
+    blocks: Vec<Block>,
+    /// Sum over `blocks` of 1 + elifs: the statements above this line.
+    statements: u32,
+    line_start: bool,
+    previous_unary: bool,
+    run: u32,
+    scan: Scan,
+}
+
+/// Slack for what no byte is counted for: the leaf at the end of a path and
+/// a simple statement after a compound statement's colon.
+const LEAF_SLACK: u32 = 2;
+
+impl Scanner<'_> {
+    fn run(mut self) -> Scan {
+        while self.i < self.text.len() {
+            match self.modes.last().copied() {
+                Some(Mode::Literal(quote)) => self.literal(quote),
+                Some(Mode::Spec { level, quote }) => self.spec(level, quote),
+                Some(Mode::Field { level }) => self.code(Some(level)),
+                None => {
+                    if self.line_start {
+                        self.indentation();
+                    } else {
+                        self.code(None);
+                    }
+                }
+            }
+        }
+        self.scan
+    }
+
+    fn at(&self, offset: usize) -> u8 {
+        self.text.get(self.i + offset).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, n: u32) {
+        let level = self.levels.last_mut().expect("the statement level");
+        level.count = level.count.saturating_add(n);
+        let depth = level.base.saturating_add(level.count).saturating_add(LEAF_SLACK);
+        self.scan.bound = self.scan.bound.max(depth);
+    }
+
+    fn open(&mut self, counted: u32) {
+        self.count(counted);
+        let outer = self.levels.last().expect("the statement level");
+        let base = outer.base.saturating_add(outer.count);
+        self.levels.push(Level {
+            base,
+            ..Level::default()
+        });
+    }
+
+    fn unary(&mut self, is_unary: bool) {
+        if is_unary {
+            self.run = if self.previous_unary { self.run + 1 } else { 1 };
+            self.scan.unary_run = self.scan.unary_run.max(self.run.saturating_sub(1));
+        }
+        self.previous_unary = is_unary;
+    }
+
+    /// The start of a logical line: its indentation decides its block.
+    fn indentation(&mut self) {
+        let mut width = 0u32;
+        while let Some(&b) = self.text.get(self.i) {
+            match b {
+                b' ' => width += 1,
+                b'\t' => width = (width / 8 + 1) * 8,
+                b'\x0c' => width = 0,
+                _ => break,
+            }
+            self.i += 1;
+        }
+        // Blank and comment-only lines have no indentation.
+        if matches!(self.at(0), b'\n' | b'\r' | b'#' | 0) {
+            self.code(None);
+            return;
+        }
+        while self.blocks.len() > 1 && self.blocks.last().is_some_and(|b| b.width > width) {
+            let block = self.blocks.pop().expect("more than one block");
+            self.statements -= 1 + block.elifs;
+        }
+        if self.blocks.last().is_some_and(|b| b.width < width) {
+            self.blocks.push(Block { width, elifs: 0 });
+            self.statements += 1;
+        }
+        let word = word_at(self.text, self.i);
+        let block = self.blocks.last_mut().expect("the module block");
+        if word == b"elif" {
+            block.elifs += 1;
+            self.statements += 1;
+        } else if word == b"if" {
+            self.statements -= block.elifs;
+            block.elifs = 0;
+        }
+        self.line_start = false;
+        self.levels.truncate(1);
+        self.levels[0] = Level {
+            base: self.statements,
+            ..Level::default()
+        };
+        self.scan.bound = self.scan.bound.max(self.statements + LEAF_SLACK);
+    }
+
+    /// One token of code; `field` is the level of the replacement field
+    /// this code is in, if any.
+    fn code(&mut self, field: Option<usize>) {
+        let b = self.at(0);
+        let in_brackets = self.levels.len() > field.map_or(1, |level| level + 1);
+        match b {
+            b' ' | b'\t' | b'\x0c' => self.i += 1,
+            b'\n' | b'\r' => {
+                self.i += 1;
+                if field.is_none() && !in_brackets {
+                    self.line_start = true;
+                    self.previous_unary = false;
+                }
+            }
+            b'#' => {
+                while !matches!(self.at(0), b'\n' | b'\r' | 0) {
+                    self.i += 1;
+                }
+            }
+            b'\\' => {
+                // A continuation joins the next line; elsewhere an error.
+                self.i += 1;
+                if self.at(0) == b'\r' {
+                    self.i += 1;
+                }
+                if self.at(0) == b'\n' {
+                    self.i += 1;
+                }
+            }
+            b'\'' | b'"' => self.string(b""),
+            b'0'..=b'9' => {
+                self.number();
+                self.unary(false);
+            }
+            b'.' if self.at(1).is_ascii_digit() => {
+                self.number();
+                self.unary(false);
+            }
+            _ if is_word_byte(b) => self.word(in_brackets),
+            b'(' | b'[' | b'{' => {
+                self.i += 1;
+                // Two: the bracket's node, and a tuple or generator inside
+                // that has no bracket of its own (`a[b, c]`, `f(x for x in y)`).
+                self.open(2);
+                self.unary(false);
+            }
+            b')' | b']' | b'}' => {
+                self.i += 1;
+                if b == b'}' && !in_brackets && field.is_some() {
+                    self.levels.pop();
+                    self.modes.pop();
+                } else if in_brackets {
+                    self.levels.pop();
+                }
+                self.unary(false);
+            }
+            b',' => {
+                self.i += 1;
+                let level = self.levels.last_mut().expect("the statement level");
+                if (in_brackets || field.is_some()) && level.lambda_params == 0 {
+                    level.count = 0;
+                }
+                self.unary(false);
+            }
+            b';' => {
+                self.i += 1;
+                if field.is_none() && !in_brackets {
+                    self.levels[0].count = 0;
+                }
+                self.unary(false);
+            }
+            b':' if field.is_some() && !in_brackets => {
+                // In a replacement field a bare colon always starts the spec.
+                self.i += 1;
+                let level = field.expect("in a field");
+                let quote = self.field_quote();
+                *self.modes.last_mut().expect("in a field") = Mode::Spec { level, quote };
+            }
+            b':' => {
+                self.i += 1;
+                self.count(1);
+                let walrus = self.at(0) == b'=';
+                let level = self.levels.last_mut().expect("the statement level");
+                if !walrus && level.lambda_params > 0 {
+                    level.lambda_params -= 1;
+                }
+                self.unary(false);
+            }
+            _ => {
+                // Operators; `-`, `+` and `~` may be prefix operators.
+                self.i += 1;
+                self.count(1);
+                let prefix = matches!(b, b'-' | b'+' | b'~');
+                let power = b == b'*' && self.at(0) == b'*';
+                self.unary(prefix && !power);
+            }
+        }
+    }
+
+    /// The quote of the f-string whose replacement field this is.
+    fn field_quote(&self) -> Quote {
+        self.modes
+            .iter()
+            .rev()
+            .find_map(|mode| match mode {
+                Mode::Literal(quote) => Some(*quote),
+                _ => None,
+            })
+            .expect("a field is inside an f-string")
+    }
+
+    fn number(&mut self) {
+        let text = self.text;
+        let digits = |i: &mut usize| {
+            while text.get(*i).is_some_and(|b| b.is_ascii_digit() || *b == b'_') {
+                *i += 1;
+            }
+        };
+        let mut i = self.i;
+        if text[i] == b'0' && matches!(self.at(1), b'x' | b'X' | b'o' | b'O' | b'b' | b'B') {
+            i += 2;
+            while text.get(i).is_some_and(|b| b.is_ascii_hexdigit() || *b == b'_') {
+                i += 1;
+            }
+        } else {
+            digits(&mut i);
+            if text.get(i) == Some(&b'.') {
+                i += 1;
+                digits(&mut i);
+            }
+            if matches!(text.get(i), Some(b'e' | b'E')) {
+                let sign = usize::from(matches!(text.get(i + 1), Some(b'+' | b'-')));
+                if text.get(i + 1 + sign).is_some_and(u8::is_ascii_digit) {
+                    i += 1 + sign;
+                    digits(&mut i);
+                }
+            }
+            if matches!(text.get(i), Some(b'j' | b'J')) {
+                i += 1;
+            }
+        }
+        self.i = i;
+    }
+
+    fn word(&mut self, in_brackets: bool) {
+        let start = self.i;
+        let word = word_at(self.text, start);
+        self.i += word.len();
+        if matches!(self.at(0), b'\'' | b'"') && is_string_prefix(word) {
+            self.string(word);
+            return;
+        }
+        let counted = matches!(
+            word,
+            b"not"
+                | b"and"
+                | b"or"
+                | b"in"
+                | b"is"
+                | b"if"
+                | b"else"
+                | b"lambda"
+                | b"await"
+                | b"yield"
+                | b"for"
+                | b"from"
+                | b"async"
+        );
+        if counted {
+            self.count(1);
+        }
+        if word == b"lambda" && in_brackets {
+            self.levels.last_mut().expect("the statement level").lambda_params += 1;
+        }
+        self.unary(word == b"not");
+    }
+
+    /// A string literal starting at the quote under `i`, with its prefix.
+    fn string(&mut self, prefix: &[u8]) {
+        let byte = self.at(0);
+        let triple = self.at(1) == byte && self.at(2) == byte;
+        let raw = prefix.iter().any(|b| b.eq_ignore_ascii_case(&b'r'));
+        let formatted = prefix
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(&b'f') || (self.templates && b.eq_ignore_ascii_case(&b't')));
+        let quote = Quote { byte, triple, raw };
+        self.i += if triple { 3 } else { 1 };
+        self.unary(false);
+        if formatted {
+            // The JoinedStr; its fields count where they open.
+            self.count(1);
+            self.modes.push(Mode::Literal(quote));
+            return;
+        }
+        // A leaf: skip to its end.
+        while let Some(&b) = self.text.get(self.i) {
+            if b == b'\\' {
+                self.i += 2;
+            } else if self.closes(quote) {
+                return;
+            } else if !triple && matches!(b, b'\n' | b'\r') {
+                return; // unterminated; the compiler says so
+            } else {
+                self.i += 1;
+            }
+        }
+        self.i = self.i.min(self.text.len());
+    }
+
+    /// Whether `quote` ends here; if so, steps past it.
+    fn closes(&mut self, quote: Quote) -> bool {
+        let n = if quote.triple { 3 } else { 1 };
+        if self
+            .text
+            .get(self.i..self.i + n)
+            .is_some_and(|s| s.iter().all(|&b| b == quote.byte))
+        {
+            self.i += n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Leaves the f-string whose literal mode is the innermost one.
+    fn end_f_string(&mut self) {
+        while let Some(mode) = self.modes.pop() {
+            match mode {
+                Mode::Literal(_) => break,
+                Mode::Field { level } | Mode::Spec { level, .. } => self.levels.truncate(level.max(1)),
+            }
+        }
+    }
+
+    fn literal(&mut self, quote: Quote) {
+        let b = self.at(0);
+        if b == quote.byte && self.closes(quote) {
+            self.modes.pop();
+            return;
+        }
+        match b {
+            // Unterminated: the compiler reports it; the newline is code's.
+            b'\n' | b'\r' if !quote.triple => {
+                self.modes.pop();
+            }
+            b'\\' => {
+                let next = self.at(1);
+                if !quote.raw && next == b'N' && self.at(2) == b'{' {
+                    // `\N{NAME}` is an escape, not a field.
+                    while !matches!(self.at(0), b'}' | 0) {
+                        self.i += 1;
+                    }
+                    self.i += 1;
+                } else if matches!(next, b'\\' | b'\n' | b'\r')
+                    || next == quote.byte
+                    || (!quote.raw && !matches!(next, b'{' | b'}'))
+                {
+                    self.i += 2;
+                } else {
+                    self.i += 1;
+                }
+            }
+            b'{' if self.at(1) == b'{' => self.i += 2,
+            b'}' if self.at(1) == b'}' => self.i += 2,
+            b'{' => {
+                self.i += 1;
+                self.open_field();
+            }
+            _ => self.i += 1,
+        }
+        self.i = self.i.min(self.text.len());
+    }
+
+    fn open_field(&mut self) {
+        // The FormattedValue and the tuple a bare comma would make.
+        self.open(2);
+        let level = self.levels.len() - 1;
+        self.modes.push(Mode::Field { level });
+        self.previous_unary = false;
+    }
+
+    fn spec(&mut self, level: usize, quote: Quote) {
+        let b = self.at(0);
+        if b == quote.byte && self.closes(quote) {
+            self.end_f_string();
+            return;
+        }
+        match b {
+            b'\n' | b'\r' if !quote.triple => self.end_f_string(),
+            b'{' => {
+                self.i += 1;
+                self.open_field();
+            }
+            b'}' => {
+                self.i += 1;
+                self.levels.truncate(level.max(1));
+                self.modes.pop();
+            }
+            _ => self.i += 1,
+        }
+    }
+}
+
+fn word_at(text: &[u8], start: usize) -> &[u8] {
+    let end = text[start..]
+        .iter()
+        .position(|&b| !is_word_byte(b))
+        .map_or(text.len(), |n| start + n);
+    &text[start..end]
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+fn is_string_prefix(word: &[u8]) -> bool {
+    (1..=2).contains(&word.len()) && word.iter().all(|b| b"rRbBuUfFtT".contains(b))
+}
+
+/// Depths of the parsed source as CPython counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Depths {
+    /// Statements and expressions on the deepest path, `elif` as nested
+    /// `If` (CPython's tree), f-string fields one level each (CPython has
+    /// two: the `JoinedStr` and the `FormattedValue`).
+    pub ast: u32,
+    /// Parser frames the right-recursive rules need, at least: one per
+    /// `not`, unary `-`/`+`/`~`, `else` of a conditional expression and
+    /// `elif`; two per `lambda` body and right operand of `**`.
+    pub parser: u32,
+}
+
+/// `None` if the source does not parse: serc reports the syntax error,
+/// before compiling anything.
+pub(super) fn measure(text: &str, limits: Limits) -> Option<Depths> {
+    let options =
+        ruff_python_parser::ParseOptions::from(ruff_python_parser::Mode::Module).with_target_version(limits.grammar);
+    let parsed = ruff_python_parser::parse_unchecked(text, options).try_into_module()?;
+    if !parsed.errors().is_empty() {
+        dismantle(parsed.into_suite());
+        return None;
+    }
+    let mut walk = DepthWalk::default();
+    for stmt in parsed.suite() {
+        walk.visit_stmt(stmt);
+    }
+    dismantle(parsed.into_suite());
+    Some(walk.max)
+}
+
+/// Stack for the walk's recursion: grow by this much when less than the
+/// red zone is left (the parser does the same).
+const STACK_RED_ZONE: usize = 128 * 1024;
+const STACK_GROWTH: usize = 2 * 1024 * 1024;
+
+#[derive(Default)]
+struct DepthWalk {
+    now: Depths,
+    max: Depths,
+}
+
+impl DepthWalk {
+    fn nested(&mut self, ast: u32, parser: u32, inner: impl FnOnce(&mut Self)) {
+        self.now.ast += ast;
+        self.now.parser += parser;
+        self.max.ast = self.max.ast.max(self.now.ast);
+        self.max.parser = self.max.parser.max(self.now.parser);
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || inner(self));
+        self.now.ast -= ast;
+        self.now.parser -= parser;
+    }
+}
+
+impl<'a> Visitor<'a> for DepthWalk {
+    fn visit_stmt(&mut self, stmt: &'a Stmt) {
+        let Stmt::If(stmt_if) = stmt else {
+            return self.nested(1, 0, |walk| walk_stmt(walk, stmt));
+        };
+        // `if`/`elif`/`else` is a chain of `If`s, each in the last's orelse.
+        self.nested(1, 0, |walk| {
+            walk.visit_expr(&stmt_if.test);
+            walk.visit_body(&stmt_if.body);
+            let mut elifs = 0;
+            for clause in &stmt_if.elif_else_clauses {
+                let extra = u32::from(clause.test.is_some());
+                walk.nested(elifs + extra, elifs + extra, |walk| {
+                    if let Some(test) = &clause.test {
+                        walk.visit_expr(test);
+                    }
+                    walk.visit_body(&clause.body);
+                });
+                elifs += extra;
+            }
+        });
+    }
+
+    fn visit_expr(&mut self, expr: &'a Expr) {
+        self.nested(1, 0, |walk| match expr {
+            Expr::UnaryOp(unary) => walk.nested(0, 1, |walk| walk.visit_expr(&unary.operand)),
+            Expr::If(conditional) => {
+                walk.visit_expr(&conditional.test);
+                walk.visit_expr(&conditional.body);
+                walk.nested(0, 1, |walk| walk.visit_expr(&conditional.orelse));
+            }
+            Expr::Lambda(lambda) => {
+                if let Some(parameters) = &lambda.parameters {
+                    walk.visit_parameters(parameters);
+                }
+                walk.nested(0, 2, |walk| walk.visit_expr(&lambda.body));
+            }
+            Expr::BinOp(binary) if binary.op == Operator::Pow => {
+                walk.visit_expr(&binary.left);
+                walk.nested(0, 2, |walk| walk.visit_expr(&binary.right));
+            }
+            _ => walk_expr(walk, expr),
+        });
+    }
+}
+
+/// Drops a parsed module without recursing once per level: a deep
+/// expression is emptied bottom-up, each node replaced by a leaf.
+fn dismantle(mut suite: ruff_python_ast::Suite) {
+    struct Empty;
+    impl transformer::Transformer for Empty {
+        fn visit_expr(&self, expr: &mut Expr) {
+            if matches!(expr, Expr::Name(_) | Expr::NumberLiteral(_) | Expr::NoneLiteral(_)) {
+                return;
+            }
+            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+                transformer::walk_expr(self, expr);
+                *expr = Expr::NoneLiteral(ruff_python_ast::ExprNoneLiteral::default());
+            });
+        }
+        fn visit_stmt(&self, stmt: &mut Stmt) {
+            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || transformer::walk_stmt(self, stmt));
+        }
+    }
+    for stmt in &mut suite {
+        transformer::Transformer::visit_stmt(&Empty, stmt);
+    }
+}
+
+#[cfg(test)]
+mod tests;
