@@ -23,18 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let dir_arg = given.next().flatten();
     let ddir = given.next().flatten();
     let (stripdir, prependdir) = (given.next().flatten(), given.next().flatten());
-    // The CLI sets -d or -s/-p, never both.
-    let (stripdir, prependdir) = if ddir.is_some() {
-        (None, None)
-    } else {
-        (stripdir, prependdir)
-    };
-    let rules = DfileRules {
-        ddir,
-        stripdir,
-        prependdir,
-        version: (3, 8 + u32::from(minor % 7)),
-    };
+    let rules = properties::cli_rules(8 + u32::from(minor % 7), ddir, stripdir, prependdir);
     if let Err(broken) = properties::check_dfile(&rules, fullname, dir_arg.as_deref()) {
         panic!("{broken}");
     }
