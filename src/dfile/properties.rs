@@ -12,6 +12,27 @@ fn ensure(holds: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if holds { Ok(()) } else { Err(what()) }
 }
 
+/// Rules as the CLI makes them: `-d` or `-s`/`-p`, never both, so a ddir
+/// drops the other two.
+pub(super) fn cli_rules(
+    minor: u32,
+    ddir: Option<Vec<u8>>,
+    stripdir: Option<Vec<u8>>,
+    prependdir: Option<Vec<u8>>,
+) -> DfileRules {
+    let (stripdir, prependdir) = if ddir.is_some() {
+        (None, None)
+    } else {
+        (stripdir, prependdir)
+    };
+    DfileRules {
+        ddir,
+        stripdir,
+        prependdir,
+        version: (3, minor),
+    }
+}
+
 /// POSIX `os.path.join(a, b)`.
 fn os_path_join(a: &[u8], b: &[u8]) -> Vec<u8> {
     if b.first() == Some(&b'/') || a.is_empty() {

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::DfileRules;
-use super::properties::check_dfile;
+use super::properties::{check_dfile, cli_rules};
 
 /// Paths from few names, so that stripdirs and paths share components
 /// often: empty (`//`, leading or trailing `/`), dots, non-UTF-8, quotes.
@@ -53,18 +53,7 @@ fn case() -> impl Strategy<Value = (DfileRules, Vec<u8>, Option<Vec<u8>>)> {
         let prependdir = proptest::option::weighted(0.4, path());
         (8..=14_u32, ddir, stripdir_for(fullname.clone()), prependdir).prop_map(
             move |(minor, ddir, stripdir, prependdir)| {
-                // The CLI sets -d or -s/-p, never both.
-                let (stripdir, prependdir) = if ddir.is_some() {
-                    (None, None)
-                } else {
-                    (stripdir, prependdir)
-                };
-                let rules = DfileRules {
-                    ddir,
-                    stripdir,
-                    prependdir,
-                    version: (3, minor),
-                };
+                let rules = cli_rules(minor, ddir, stripdir, prependdir);
                 (rules, fullname.clone(), dir_arg.clone())
             },
         )
