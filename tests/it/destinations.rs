@@ -9,12 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::{
-    self, compileall, precompyle, pycs_under, run, scratch, stdout_lines, temp_files, verify_pycs_with,
+    self, compileall, precompyle, pycs_under, python3, run, scratch, stdout_lines, temp_files, verify_pycs_with,
 };
-
-fn python() -> PathBuf {
-    PathBuf::from("python3")
-}
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -41,7 +37,7 @@ fn ours(cwd: &Path, args: &[&OsStr]) -> Output {
 
 /// compileall with `sys.pycache_prefix` set after start-up (support.rs says why).
 fn compileall_with_prefix(cwd: &Path, prefix: &Path, args: &[&OsStr]) -> Output {
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(python3());
     support::clear_python_env(&mut cmd);
     cmd.current_dir(cwd)
         .arg("-c")
@@ -67,7 +63,7 @@ fn symlinked_pycache_leading_outside_is_refused() {
     std::os::unix::fs::symlink("../../outside", w.join("t/pkg/__pycache__")).unwrap();
     std::os::unix::fs::symlink(".cache", w.join("t/inner/__pycache__")).unwrap();
 
-    let oracle = compileall(&python(), &w, &[OsStr::new("-q"), OsStr::new("t")]);
+    let oracle = compileall(&python3(), &w, &[OsStr::new("-q"), OsStr::new("t")]);
     assert_eq!(oracle.status.code(), Some(0));
     let oracle_pycs = pycs_under(&w);
     assert!(
@@ -233,7 +229,7 @@ impl Drop for Tmpfs {
 fn destination_that_fills_up_leaves_only_complete_pycs() {
     let s = scratch();
     let base = s.path().canonicalize().unwrap();
-    let tree = support::stdlib_sample(&python(), &base, "lib", &["email", "json"]);
+    let tree = support::stdlib_sample(&python3(), &base, "lib", &["email", "json"]);
     let sources = walkdir::WalkDir::new(&tree)
         .into_iter()
         .flatten()
@@ -265,7 +261,7 @@ fn destination_that_fills_up_leaves_only_complete_pycs() {
         assert!(pair[0].starts_with("*** Error compiling 'lib/"), "{pair:?}");
         assert_eq!(pair[1], "OSError: [Errno 28] No space left on device", "{pair:?}");
     }
-    let verdict = verify_pycs_with(&python(), &prefix, Some(&prefix));
+    let verdict = verify_pycs_with(&python3(), &prefix, Some(&prefix));
     assert!(verdict.bad.is_empty(), "{:?}", verdict.bad);
     assert_eq!(
         verdict.checked + failed,
@@ -290,7 +286,7 @@ fn destination_that_fills_up_leaves_only_complete_pycs() {
     assert!(status.is_ok_and(|s| s.success()), "remount");
     let out = run_ours(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let verdict = verify_pycs_with(&python(), &prefix, Some(&prefix));
+    let verdict = verify_pycs_with(&python3(), &prefix, Some(&prefix));
     assert!(verdict.bad.is_empty(), "{:?}", verdict.bad);
     assert_eq!(verdict.checked, sources);
 }

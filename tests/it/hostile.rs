@@ -13,22 +13,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// N links of one chain, as `scripts/nesting-limits.py` writes them.
-fn chain(name: &str, n: usize) -> String {
-    match name {
-        "elif" => format!("if a: pass\n{}", "elif a: pass\n".repeat(n)),
-        "lambda" => format!("x = {}1\n", "lambda: ".repeat(n)),
-        "not" => format!("x = {}a\n", "not ".repeat(n)),
-        "minus" => format!("x = {}1\n", "-".repeat(n)),
-        "ternary" => format!("x = {}c\n", "a if b else ".repeat(n)),
-        "power" => format!("x = a{}\n", " ** a".repeat(n)),
-        "add" => format!("x = a{}\n", " + a".repeat(n)),
-        "subscript" => format!("x = a{}\n", "[0]".repeat(n)),
-        "attribute" => format!("x = a{}\n", ".b".repeat(n)),
-        "and" => format!("x = a{}\n", " and a".repeat(n)),
-        _ => unreachable!("{name}"),
-    }
-}
+#[path = "../../src/backend/native/guard/chains.rs"]
+mod chains;
+use chains::chain;
 
 /// `NAME.py` with N links of chain NAME, for each (NAME, N).
 fn chain_tree(root: &Path, chains: &[(&str, usize)]) {

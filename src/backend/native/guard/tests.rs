@@ -1,22 +1,8 @@
 use super::*;
+use chains::chain;
 
-/// The chains CPython refuses first, as `scripts/nesting-limits.py`
-/// writes them: N links of each.
-fn chain(name: &str, n: usize) -> String {
-    match name {
-        "elif" => format!("if a: pass\n{}", "elif a: pass\n".repeat(n)),
-        "lambda" => format!("x = {}1\n", "lambda: ".repeat(n)),
-        "not" => format!("x = {}a\n", "not ".repeat(n)),
-        "minus" => format!("x = {}1\n", "-".repeat(n)),
-        "ternary" => format!("x = {}c\n", "a if b else ".repeat(n)),
-        "power" => format!("x = a{}\n", " ** a".repeat(n)),
-        "add" => format!("x = a{}\n", " + a".repeat(n)),
-        "subscript" => format!("x = a{}\n", "[0]".repeat(n)),
-        "attribute" => format!("x = a{}\n", ".b".repeat(n)),
-        "call" => format!("x = f{}\n", "()".repeat(n)),
-        _ => unreachable!("{name}"),
-    }
-}
+#[path = "chains.rs"]
+mod chains;
 
 /// (version, chain, the most links `compile()` accepts from `python -c`
 /// (the fewest frames below it), what it raises with one more).
