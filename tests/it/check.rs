@@ -204,7 +204,9 @@ fn json_names_the_kind_of_every_failure() {
     std::fs::create_dir_all(work.join("elsewhere")).unwrap();
     std::fs::write(t.join("esc/m.py"), "m = 1\n").unwrap();
     std::os::unix::fs::symlink("../../elsewhere", t.join("esc/__pycache__")).unwrap();
-    let slow: String = (0..8000)
+    // ~5 MB: several seconds of CPython's compiler even on a quiet machine
+    // (8,000 lines compiled in under 1 s on one).
+    let slow: String = (0..20_000)
         .map(|i| {
             format!(
                 "x_{i} = [{}]\n",
