@@ -36,6 +36,7 @@ pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
 }
 
 mod guard;
+mod marshal_depth;
 
 pub struct NativeBackend {
     /// Options for `-o 0`, `-o 1`, `-o 2`, built once.
@@ -104,7 +105,28 @@ impl Backend for NativeBackend {
         // header is ours to write; only the body is returned.
         let mut pyc = module.to_timestamp_pyc(0, 0);
         pyc.drain(..crate::pyc::HEADER_LEN);
+        loadable(&pyc)?;
         Ok(pyc)
+    }
+}
+
+/// Refuses a body CPython could neither have written nor load: serc nests
+/// code objects without marshal's limit. The message is what `marshal.dumps`
+/// raises there, as the CPython backend reports it.
+fn loadable(body: &[u8]) -> Result<(), CompileFailure> {
+    match marshal_depth::check(body) {
+        Ok(()) => Ok(()),
+        Err(marshal_depth::Unloadable::TooDeep) => Err(CompileFailure {
+            kind: FailureKind::Marshal,
+            message: "ValueError: object too deeply nested to marshal".to_owned(),
+        }),
+        Err(marshal_depth::Unloadable::Malformed { offset, what }) => Err(CompileFailure {
+            kind: FailureKind::Unsupported,
+            message: format!(
+                "native backend produced unreadable marshal data ({what} at byte {offset}); \
+                 use --backend cpython\n"
+            ),
+        }),
     }
 }
 

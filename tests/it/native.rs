@@ -139,3 +139,44 @@ fn cpython_backend_checks_the_target_version() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not the --target 3.12"), "{}", stderr(&out));
 }
+
+/// 1,000 nested `lambda`s nest deeper than marshal writes or reads: serc
+/// would write a pyc that fails at import, and compileall dies in
+/// `marshal.dumps`. Natively the file is refused with the last line of
+/// compileall's traceback, JSON kind `marshal`, nothing is written for it,
+/// and the other files get compileall's pycs (compiled without it).
+#[test]
+fn code_too_deep_for_marshal_is_refused_natively() {
+    let Some(python) = support::pyenv("3.13") else { return };
+    let dir = scratch();
+    let (ours, full, without) = (
+        dir.path().join("ours"),
+        dir.path().join("full"),
+        dir.path().join("without"),
+    );
+    for root in [&ours, &full, &without] {
+        std::fs::create_dir(root).unwrap();
+        copy_tree(Path::new("fixtures/edge/marshal"), &root.join("m"));
+    }
+    std::fs::remove_file(without.join("m/deep_lambda.py")).unwrap();
+    let crash = compileall(&python, &full, &[OsStr::new("-q"), OsStr::new("m")]);
+    let last = text(&crash.stderr).lines().last().unwrap_or_default().to_owned();
+    assert_eq!(last, "ValueError: object too deeply nested to marshal");
+    let oracle = compileall(&python, &without, &[OsStr::new("-q"), OsStr::new("m")]);
+    assert_eq!(oracle.status.code(), Some(0));
+
+    let native = ["--backend", "native", "--target", "3.13"];
+    let out = run(without_python(&ours).args(native).args(["-q", "m"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        text(&out.stdout),
+        format!("*** Error compiling 'm/deep_lambda.py'...\n{last}\n")
+    );
+    assert_eq!(pycs_under(&ours), pycs_under(&without));
+    std::fs::remove_dir_all(ours.join("m/__pycache__")).unwrap();
+    let out = run(without_python(&ours).args(native).args(["--format", "json", "m"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["errors"][0]["kind"], "marshal", "{doc}");
+    assert_eq!(doc["errors"][0]["path"], "m/deep_lambda.py", "{doc}");
+}

@@ -138,3 +138,74 @@ fn encodings_serc_lacks_are_unsupported_not_syntax_errors() {
     assert_eq!(failure.kind, FailureKind::Unsupported, "{}", failure.message);
     assert!(failure.message.contains("--backend cpython"));
 }
+
+/// Around the depth where marshal gives up, each body is refused exactly
+/// when CPython's own `marshal.dumps` of the same code refuses it, and
+/// what is kept loads there. Nested `lambda`s nest two levels each (a code
+/// object and its constants); a def inside a class inside a def mixes in
+/// the other nestings code objects have.
+#[test]
+fn bodies_too_deep_for_marshal_are_refused_as_cpython_refuses_them() {
+    let mut sources: Vec<String> = (998..=999)
+        .map(|n| format!("f = {}1\n", "lambda: ".repeat(n)))
+        .collect();
+    sources
+        .extend((996..=997).map(|n| format!("class C:\n    def m(self):\n        return {}1\n", "lambda: ".repeat(n))));
+    for (minor, version) in [(12, PythonVersion::Py312), (13, PythonVersion::Py313)] {
+        let Some(python) = crate::pyrepr::oracle::interpreter(&format!("3.{minor}")) else {
+            continue;
+        };
+        let script = "import marshal, sys\n\
+            for line in sys.stdin:\n\
+            \x20   code = compile(bytes.fromhex(line.strip()), 'pkg/mod.py', 'exec', dont_inherit=True)\n\
+            \x20   try:\n\
+            \x20       print(marshal.dumps(code).hex())\n\
+            \x20   except ValueError as err:\n\
+            \x20       print('ValueError:', err)\n";
+        let stdin: String = sources
+            .iter()
+            .map(|s| crate::pyrepr::oracle::hex(s.as_bytes()) + "\n")
+            .collect();
+        let cpython = crate::pyrepr::oracle::run(&python, Path::new("."), script, &stdin);
+        let backend = NativeBackend::new(version);
+        let mut refused = 0;
+        let mut kept = Vec::new();
+        for (source, theirs) in sources.iter().zip(cpython.lines()) {
+            let job = CompileJob {
+                source: source.as_bytes(),
+                filename: b"pkg/mod.py",
+                optimize: 0,
+            };
+            let links = source.matches("lambda").count();
+            match backend.compile(job) {
+                Ok(body) => {
+                    assert!(
+                        !theirs.starts_with("ValueError"),
+                        "3.{minor}, {links} lambdas: CPython says {theirs}"
+                    );
+                    kept.push(body);
+                }
+                Err(failure) => {
+                    assert_eq!(failure.kind, FailureKind::Marshal, "{}", failure.message);
+                    assert_eq!(failure.message, theirs, "3.{minor}, {links} lambdas");
+                    refused += 1;
+                }
+            }
+        }
+        // What is kept loads there. (Comparing it with CPython's code is
+        // left to the tests above: `==` of code this deep takes minutes.)
+        let check = "import marshal, sys\n\
+            for line in sys.stdin:\n\
+            \x20   marshal.loads(bytes.fromhex(line.strip()))\n\
+            \x20   print('loaded')\n";
+        let stdin: String = kept
+            .iter()
+            .map(|body| crate::pyrepr::oracle::hex(body) + "\n")
+            .collect();
+        let loaded = crate::pyrepr::oracle::run(&python, Path::new("."), check, &stdin);
+        assert_eq!(loaded.lines().count(), kept.len(), "3.{minor}");
+        // Which of them marshal refuses is CPython's to say; at these
+        // counts it refuses one of each pair (2n+3 and 2n+7 levels).
+        assert_eq!(refused, 2, "3.{minor}");
+    }
+}
