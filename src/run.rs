@@ -16,7 +16,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use crate::backend::cpython::{CpythonPool, PoolConfig};
-use crate::backend::native::{self, NativeBackend};
+use crate::backend::native::{self, CompileThreads, NativeBackend};
 use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
 use crate::cli::Cli;
 use crate::destination::{Destinations, Escape};
@@ -378,7 +378,7 @@ impl<'a> Runner<'a> {
                     }
                     let _ = tx.send(batch);
                 };
-                self.spawn_decider(scope, decide);
+                scope.spawn(decide);
             }
             drop(tx);
             let mut pending = BTreeMap::new();
@@ -406,30 +406,6 @@ impl<'a> Runner<'a> {
             }
         });
         ok
-    }
-
-    /// Native compiles run serc on this thread. Its recursion over what the
-    /// guard lets through fits 2 MiB in every case measured, but its code
-    /// paths are many: reserve far more. Only touched pages cost memory.
-    fn spawn_decider<'scope, 'env>(
-        &self,
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-        decide: impl FnOnce() + Send + 'scope,
-    ) {
-        if self.target.compiler != Compiler::Native {
-            scope.spawn(decide);
-            return;
-        }
-        // A system that refuses the reservation (strict overcommit, a
-        // ulimit) gets the default stack rather than no run at all.
-        let decide = std::sync::Arc::new(std::sync::Mutex::new(Some(decide)));
-        let first = decide.clone();
-        let spawned = std::thread::Builder::new()
-            .stack_size(NATIVE_STACK)
-            .spawn_scoped(scope, move || run_once(&first));
-        if spawned.is_err() {
-            scope.spawn(move || run_once(&decide));
-        }
     }
 
     /// For each file item, the earlier item that writes the same pyc file
@@ -758,19 +734,12 @@ impl<'a> Runner<'a> {
             .map_err(|e| e.to_string()),
             (Compiler::Cpython, None) => Err("no interpreter to start workers from".to_owned()),
             (Compiler::Native, _) => native::version_for(target.minor_version())
-                .map(|version| Box::new(NativeBackend::new(version)) as Box<dyn Backend>)
+                .map(|version| {
+                    let native = std::sync::Arc::new(NativeBackend::new(version));
+                    Box::new(CompileThreads::new(native, self.settings.timeout)) as Box<dyn Backend>
+                })
                 .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
         }
-    }
-}
-
-/// The stack of a thread that compiles natively.
-const NATIVE_STACK: usize = 256 * 1024 * 1024;
-
-fn run_once(work: &std::sync::Mutex<Option<impl FnOnce()>>) {
-    let taken = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    if let Some(work) = taken {
-        work();
     }
 }
 

@@ -37,6 +37,9 @@ pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
 
 mod guard;
 mod marshal_depth;
+mod threads;
+
+pub use threads::CompileThreads;
 
 pub struct NativeBackend {
     /// Options for `-o 0`, `-o 1`, `-o 2`, built once.

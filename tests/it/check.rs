@@ -189,7 +189,8 @@ fn usage_errors_exit_2() {
 /// and the text compileall would print for it: one tree with a syntax
 /// error, a too-deep marshal, a directory at the pyc path, a symlinked
 /// `__pycache__` leading out of its directory and a file that compiles
-/// longer than `--timeout` (run alone); then, natively, an encoding serc lacks.
+/// longer than `--timeout` (run alone); then, natively, an encoding serc
+/// lacks and a file serc compiles longer than `--timeout`.
 #[test]
 fn json_names_the_kind_of_every_failure() {
     let work = support::scratch();
@@ -275,4 +276,20 @@ fn json_names_the_kind_of_every_failure() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["errors"][0]["kind"], "unsupported", "{doc}");
     assert_eq!(doc["errors"][0]["path"], "u/cyr.py");
+
+    // serc needs seconds for 2,992 `not`s, which CPython 3.12 compiles: the
+    // native compile is abandoned at the timeout and the run ends.
+    std::fs::create_dir_all(work.join("n")).unwrap();
+    std::fs::write(work.join("n/nots.py"), format!("x = {}a\n", "not ".repeat(2992))).unwrap();
+    let native = ["--format", "json", "--backend", "native", "--target", "3.12"];
+    let out = support::run(
+        support::precompyle()
+            .current_dir(work)
+            .args(native)
+            .args(["--timeout", "1", "n"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"][0]["kind"], "timeout", "{doc}");
+    assert_eq!(doc["errors"][0]["path"], "n/nots.py");
 }
