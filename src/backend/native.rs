@@ -141,6 +141,9 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("no message")
 }
 
+/// serc's and CPython's text for a 100th indentation level.
+const TOO_DEEP_INDENTATION: &str = "too many levels of indentation";
+
 /// A serc error as compileall would print it after `*** `, as far as serc
 /// says: the `File "…", line N` block for errors in the source, a plain
 /// line for what serc itself cannot do.
@@ -156,6 +159,11 @@ fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
                 message: indentation_error_line(job, error, message),
             },
             None => syntax_error(&parse.error.to_string()),
+        },
+        // CPython's tokenizer raises this one as an IndentationError.
+        CompileError::InvalidSyntax { message, .. } if message == TOO_DEEP_INDENTATION => CompileFailure {
+            kind: FailureKind::Compile,
+            message: indentation_error_line(job, error, TOO_DEEP_INDENTATION),
         },
         CompileError::InvalidPattern { message, .. }
         | CompileError::InvalidSyntax { message, .. }

@@ -91,6 +91,9 @@ fn code_objects_match_the_interpreter() {
 #[test]
 fn syntax_errors_name_file_and_line() {
     let backend = NativeBackend::new(PythonVersion::Py312);
+    // 101 nested `if`s: the 100th indented block is one level too many.
+    let mut too_deep_indentation: String = (0..=100).map(|i| format!("{}if x:\n", " ".repeat(i))).collect();
+    too_deep_indentation += &format!("{}pass\n", " ".repeat(101));
     let cases: &[(&str, &str)] = &[
         (
             "x = 1\ndef f(:\n    pass\n",
@@ -106,6 +109,10 @@ fn syntax_errors_name_file_and_line() {
         ),
         ("if x:\npass\n", "Sorry: IndentationError: expected an indented block"),
         ("a\0b\n", "SyntaxError: source code string cannot contain null bytes\n"),
+        (
+            &too_deep_indentation,
+            "Sorry: IndentationError: too many levels of indentation (bad.py, line 101)",
+        ),
     ];
     for (source, expected_start) in cases {
         let job = CompileJob {
