@@ -210,7 +210,7 @@ fn check_against_py_compile(python: &Path, version: (u32, u32), cases: &[Case]) 
     write_cases(dir.path(), cases);
     let oracle = start_oracle(python, dir.path(), cases);
     let pool = start(python, version, 2, None);
-    // Compile from several threads at once, as rayon will.
+    // Compile from several threads at once, as the run does.
     let got: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = cases
             .iter()
