@@ -4,8 +4,10 @@
 #   1. the SIGKILL test with many more kills (PRECOMPYLE_FAULT_KILLS, default 50),
 #      plus the other fault, change and destination tests;
 #   2. hostile inputs, on both backends: a 50 MB source, a 200,000-file tree,
-#      1,000-level-deep directories, non-UTF-8 names; prints exit code, the
-#      first message line and precompyle's peak RSS (GNU time %M) for each;
+#      1,000-level-deep directories, non-UTF-8 names, 100,000-deep nesting of
+#      each kind, code too deep for marshal, the corpus with its own broken
+#      files; prints exit code, the first message line and precompyle's peak
+#      RSS (GNU time %M) for each, and per file of the nesting tree its error;
 #   3. scripts/fuzz.sh, when present, for FUZZ_SECONDS per target (default 60).
 # Usage: scripts/stress.sh [--hostile-only]
 # Needs: cargo, python3, GNU time (/usr/bin/time); root for the tmpfs test.
@@ -58,20 +60,53 @@ for raw in [b"caf\xe9.py", b"\xff\xfe.py", b"ok.py", b"sub\x80dir"]:
         os.makedirs(p); p = os.path.join(p, b"x.py")
     with open(p, "wb") as f:
         f.write(b"n = 1\n")
+nest = os.path.join(base, "nest"); os.makedirs(nest)     # 100,000 links of each chain
+chains = {
+    "elif": lambda n: "if a: pass\n" + "elif a: pass\n" * n,
+    "not": lambda n: "x = " + "not " * n + "a\n",
+    "minus": lambda n: "x = " + "-" * n + "1\n",
+    "ternary": lambda n: "x = " + "a if b else " * n + "c\n",
+    "lambda": lambda n: "x = " + "lambda: " * n + "1\n",
+    "power": lambda n: "x = a" + " ** a" * n + "\n",
+    "add": lambda n: "x = a" + " + a" * n + "\n",
+    "subscript": lambda n: "x = a" + "[0]" * n + "\n",
+    "call": lambda n: "x = f" + "()" * n + "\n",
+    "and": lambda n: "x = a" + " and a" * n + "\n",
+    "paren": lambda n: "x = " + "(" * n + "1" + ")" * n + "\n",
+    "list": lambda n: "x = " + "[" * n + "]" * n + "\n",
+    "indent": lambda n: "".join(" " * i + "if a:\n" for i in range(n)) + " " * n + "pass\n",
+}
+for name, make in chains.items():
+    with open(os.path.join(nest, name + ".py"), "w") as f:
+        f.write(make(1000 if name == "indent" else 100_000))
+with open(os.path.join(nest, "marshal_lambda.py"), "w") as f:  # fine for compile(), too deep for marshal
+    f.write("x = " + "lambda: " * 1000 + "1\n")
+with open(os.path.join(nest, "fine.py"), "w") as f:
+    f.write("fine = 1\n")
 EOF
+corpus_src=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+mkdir "$scratch/corpus"
+cp -a "$corpus_src" "$scratch/corpus/lib"
+find "$scratch/corpus" -name __pycache__ -prune -exec rm -rf {} +
 measure() {
     local label=$1; shift
     local out="$scratch/out.txt" rss="$scratch/rss.txt"
     local start end code
     start=$(date +%s.%N)
     set +e
-    /usr/bin/time -o "$rss" -f %M "$@" >"$out" 2>&1
+    /usr/bin/time -o "$rss" -f %M "$@" >"$out" 2>"$scratch/err.txt"
     code=$?
     set -e
     end=$(date +%s.%N)
     printf '%-34s exit %s  %6.1f s  peak RSS %6.1f MB  %s\n' "$label" "$code" \
         "$(echo "$end - $start" | bc)" "$(echo "$(tail -n 1 "$rss") / 1024" | bc -l)" \
-        "$( (grep -m 1 -A 1 '^\*\*\* ' "$out" | tail -n 1; grep -m 1 '^precompyle: ' "$out") | head -n 1 | cut -c 1-100)"
+        "$( (grep -m 1 -A 1 '^\*\*\* ' "$out" | tail -n 1; grep -m 1 '^precompyle: ' "$scratch/err.txt") | head -n 1 | cut -c 1-100)"
+}
+# Each failed file of a --format json run: name, kind, last line of its message.
+errors_of() {
+    python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1]))["errors"]:
+    print("    %-20s %-9s %s" % (e["path"].rsplit("/", 1)[-1], e["kind"], e["message"].strip().splitlines()[-1][:100]))' "$1"
 }
 for backend in cpython native; do
     args=(-q --no-progress -j 2)
@@ -79,6 +114,13 @@ for backend in cpython native; do
     for tree in big many deep names; do
         find "$scratch/$tree" -name __pycache__ -prune -exec rm -rf {} +
         measure "$backend $tree" "$bin" "${args[@]}" "$scratch/$tree"
+    done
+    # These list every failed file.
+    for tree in nest corpus; do
+        find "$scratch/$tree" -name __pycache__ -prune -exec rm -rf {} +
+        measure "$backend $tree" "$bin" "${args[@]}" --format json "$scratch/$tree"
+        python3 -c 'import json, sys; print("    %(compiled)d compiled, %(failed)d failed" % json.load(open(sys.argv[1]))["counts"])' "$scratch/out.txt"
+        errors_of "$scratch/out.txt"
     done
 done
 
