@@ -94,12 +94,14 @@ measure() {
     local start end code
     start=$(date +%s.%N)
     set +e
-    /usr/bin/time -o "$rss" -f %M "$@" >"$out" 2>"$scratch/err.txt"
+    /usr/bin/time -o "$rss" -f '%U %S %M' "$@" >"$out" 2>"$scratch/err.txt"
     code=$?
     set -e
     end=$(date +%s.%N)
-    printf '%-34s exit %s  %6.1f s  peak RSS %6.1f MB  %s\n' "$label" "$code" \
-        "$(echo "$end - $start" | bc)" "$(echo "$(tail -n 1 "$rss") / 1024" | bc -l)" \
+    local user sys kb
+    read -r user sys kb < <(tail -n 1 "$rss")
+    printf '%-16s exit %s  %6.1f s (user %5.1f, sys %5.1f)  peak RSS %7.1f MB  %s\n' "$label" "$code" \
+        "$(echo "$end - $start" | bc)" "$user" "$sys" "$(echo "$kb / 1024" | bc -l)" \
         "$( (grep -m 1 -A 1 '^\*\*\* ' "$out" | tail -n 1; grep -m 1 '^precompyle: ' "$scratch/err.txt") | head -n 1 | cut -c 1-100)"
 }
 # Each failed file of a --format json run: name, kind, last line of its message.

@@ -84,7 +84,7 @@ impl Backend for NativeBackend {
                 .ok()
                 .and_then(|text| guard::check(&text, self.limits));
             if let Some(refusal) = refusal {
-                return Err(too_deep(refusal, self.version));
+                return Err(too_deep(refusal, job, self.version));
             }
             serc::compile_bytes_with_path_options_and_integer_limits(
                 job.source,
@@ -150,7 +150,7 @@ const TOO_DEEP_INDENTATION: &str = "too many levels of indentation";
 fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
     let syntax_error = |message: &str| CompileFailure {
         kind: FailureKind::Compile,
-        message: syntax_error_block(job, error, message),
+        message: syntax_error_block(job, range_of(error), message),
     };
     match error {
         CompileError::Parse(parse) => match indentation_message(&parse.error) {
@@ -191,8 +191,14 @@ fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
 /// What py_compile prints for CPython's own refusal (`Sorry: TYPE: TEXT`,
 /// 3.12 and 3.13 alike); for a release with no measured limits, that serc
 /// is not asked, without claiming what CPython would say.
-fn too_deep(refusal: guard::Refusal, version: PythonVersion) -> CompileFailure {
+fn too_deep(refusal: guard::Refusal, job: CompileJob<'_>, version: PythonVersion) -> CompileFailure {
     let cpython = match refusal.excess {
+        guard::Excess::Brackets { offset } => {
+            return CompileFailure {
+                kind: FailureKind::Compile,
+                message: syntax_error_block(job, Some((offset, offset + 1)), "too many nested parentheses"),
+            };
+        }
         guard::Excess::ParserStack => "MemoryError: Parser stack overflowed - Python source too complex to parse",
         guard::Excess::Recursion => "RecursionError: maximum recursion depth exceeded during compilation",
     };
@@ -226,6 +232,13 @@ fn indentation_message(error: &ParseErrorType) -> Option<&'static str> {
     }
 }
 
+/// Where in the decoded source serc's error lies, as byte offsets.
+fn range_of(error: &CompileError) -> Option<(usize, usize)> {
+    error
+        .range()
+        .map(|range| (usize::from(range.start()), usize::from(range.end())))
+}
+
 /// py_compile reports an IndentationError (3.8-3.13 alike) as one line:
 /// `Sorry: IndentationError: MESSAGE (BASENAME, line N)`.
 fn indentation_error_line(job: CompileJob<'_>, error: &CompileError, message: &str) -> String {
@@ -245,18 +258,18 @@ fn line_number(text: &str, offset: usize) -> usize {
 
 /// `  File "NAME", line N` / the line / carets / `SyntaxError: MESSAGE`, the
 /// shape `traceback.format_exception_only` gives a SyntaxError.
-fn syntax_error_block(job: CompileJob<'_>, error: &CompileError, message: &str) -> String {
+fn syntax_error_block(job: CompileJob<'_>, range: Option<(usize, usize)>, message: &str) -> String {
     let name = String::from_utf8_lossy(job.filename);
     // Without a position CPython prints the last line alone (null bytes).
-    let Some(range) = error.range() else {
+    let Some((start, end)) = range else {
         return format!("SyntaxError: {message}\n");
     };
     // serc's ranges index the decoded, newline-normalised source.
     let Ok(text) = serc::decode_source(job.source) else {
         return format!("SyntaxError: {message}\n");
     };
-    let start = usize::from(range.start()).min(text.len());
-    let end = usize::from(range.end()).clamp(start, text.len());
+    let start = start.min(text.len());
+    let end = end.clamp(start, text.len());
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let line_number = line_number(&text, start);

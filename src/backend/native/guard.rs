@@ -45,6 +45,10 @@ pub(super) enum Excess {
     ParserStack,
     /// Deeper than the AST passes go: CPython's `RecursionError`.
     Recursion,
+    /// More than 200 brackets (and f-string fields) open at once: CPython's
+    /// tokenizer stops at the bracket at this offset of the text with
+    /// `SyntaxError: too many nested parentheses`.
+    Brackets { offset: usize },
 }
 
 /// A refusal, and whether CPython's verdict is known for this version.
@@ -109,6 +113,14 @@ pub(super) fn check(text: &str, limits: Limits) -> Option<Refusal> {
     if PARSER_BASE + scan.unary_run > PARSER_FRAMES {
         return refuse(Excess::ParserStack);
     }
+    // The tokenizer's verdict, in every version: serc reports it too, but
+    // only after parsing and measuring all of the nesting inside.
+    if let Some(offset) = scan.bracket_excess {
+        return Some(Refusal {
+            excess: Excess::Brackets { offset },
+            measured: true,
+        });
+    }
     if scan.bound <= limits.fast_accept() {
         return None;
     }
@@ -129,7 +141,13 @@ pub(super) struct Scan {
     /// The longest run of prefix operators (`-`, `+`, `~`, `not`) with
     /// nothing but blanks between: all but the first nest for certain.
     pub unary_run: u32,
+    /// Where the first bracket past [`MAX_BRACKETS`] opens, if one does.
+    pub bracket_excess: Option<usize>,
 }
+
+/// `MAXLEVEL` of CPython's tokenizer: brackets and f-string replacement
+/// fields open at once (3.12.1 and 3.13.0 compile 200, refuse 201).
+const MAX_BRACKETS: usize = 200;
 
 /// Nesting inside one bracket, or one f-string replacement field.
 #[derive(Debug, Clone, Copy, Default)]
@@ -344,6 +362,7 @@ impl Scanner<'_> {
                 // Two: the bracket's node, and a tuple or generator inside
                 // that has no bracket of its own (`a[b, c]`, `f(x for x in y)`).
                 self.open(2);
+                self.note_bracket();
                 self.unary(false);
             }
             b')' | b']' | b'}' => {
@@ -573,9 +592,18 @@ impl Scanner<'_> {
         self.i = self.i.min(self.text.len());
     }
 
+    /// After opening a bracket or field whose `{` is the byte before `i`:
+    /// every level above the statement's is one of them.
+    fn note_bracket(&mut self) {
+        if self.levels.len() - 1 > MAX_BRACKETS && self.scan.bracket_excess.is_none() {
+            self.scan.bracket_excess = Some(self.i - 1);
+        }
+    }
+
     fn open_field(&mut self) {
         // The FormattedValue and the tuple a bare comma would make.
         self.open(2);
+        self.note_bracket();
         let level = self.levels.len() - 1;
         self.modes.push(Mode::Field { level });
         self.previous_unary = false;

@@ -15,6 +15,10 @@ pub fn chain(name: &str, n: usize) -> String {
         "attribute" => format!("x = a{}\n", ".b".repeat(n)),
         "call" => format!("x = f{}\n", "()".repeat(n)),
         "and" => format!("x = a{}\n", " and a".repeat(n)),
+        "paren" => format!("x = {}1{}\n", "(".repeat(n), ")".repeat(n)),
+        "list" => format!("x = {}{}\n", "[".repeat(n), "]".repeat(n)),
+        "brace" => format!("x = {}{}\n", "{".repeat(n), "}".repeat(n)),
+        "field" => format!("x = f'{{{}{}}}'\n", "[".repeat(n), "]".repeat(n)),
         _ => unreachable!("{name}"),
     }
 }
