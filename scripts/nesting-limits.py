@@ -33,6 +33,7 @@ CHAINS = {
     "compare": lambda n: "x = a" + " < a" * n + "\n",
     "strings": lambda n: "x = 'a'" + " 'a'" * n + "\n",
     "parens": lambda n: "x = " + "(" * n + "1" + ")" * n + "\n",
+    "list": lambda n: "x = " + "[" * n + "]" * n + "\n",
     "not-statement": lambda n: "not " * n + "a\n",
     "not-in-if": lambda n: "if " + "not " * n + "a: pass\n",
 }

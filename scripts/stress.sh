@@ -30,9 +30,9 @@ fi
 echo "== 2. hostile inputs"
 scratch=$(mktemp -d /tmp/precompyle-stress.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-python3 - "$scratch" <<'EOF'
-import os, sys
-base = sys.argv[1]
+python3 - "$scratch" "$repo/scripts" <<'EOF'
+import importlib.util, os, sys
+base, scripts = sys.argv[1], sys.argv[2]
 big = os.path.join(base, "big"); os.makedirs(big)
 with open(os.path.join(big, "huge.py"), "w") as f:        # ~50 MB of simple statements
     line = "x_%d = [%s]\n" % (0, ", ".join(str(i) for i in range(40)))
@@ -61,24 +61,14 @@ for raw in [b"caf\xe9.py", b"\xff\xfe.py", b"ok.py", b"sub\x80dir"]:
     with open(p, "wb") as f:
         f.write(b"n = 1\n")
 nest = os.path.join(base, "nest"); os.makedirs(nest)     # 100,000 links of each chain
-chains = {
-    "elif": lambda n: "if a: pass\n" + "elif a: pass\n" * n,
-    "not": lambda n: "x = " + "not " * n + "a\n",
-    "minus": lambda n: "x = " + "-" * n + "1\n",
-    "ternary": lambda n: "x = " + "a if b else " * n + "c\n",
-    "lambda": lambda n: "x = " + "lambda: " * n + "1\n",
-    "power": lambda n: "x = a" + " ** a" * n + "\n",
-    "add": lambda n: "x = a" + " + a" * n + "\n",
-    "subscript": lambda n: "x = a" + "[0]" * n + "\n",
-    "call": lambda n: "x = f" + "()" * n + "\n",
-    "and": lambda n: "x = a" + " and a" * n + "\n",
-    "paren": lambda n: "x = " + "(" * n + "1" + ")" * n + "\n",
-    "list": lambda n: "x = " + "[" * n + "]" * n + "\n",
-    "indent": lambda n: "".join(" " * i + "if a:\n" for i in range(n)) + " " * n + "pass\n",
-}
-for name, make in chains.items():
+spec = importlib.util.spec_from_file_location("nesting_limits", os.path.join(scripts, "nesting-limits.py"))
+limits = importlib.util.module_from_spec(spec); spec.loader.exec_module(limits)
+names = ["elif", "not", "minus", "ternary", "lambda", "power", "add", "subscript", "call", "and", "parens", "list"]
+for name in names:
     with open(os.path.join(nest, name + ".py"), "w") as f:
-        f.write(make(1000 if name == "indent" else 100_000))
+        f.write(limits.CHAINS[name](100_000))
+with open(os.path.join(nest, "indent.py"), "w") as f:       # 1,000 indentation levels
+    f.write("".join(" " * i + "if a:\n" for i in range(1000)) + " " * 1000 + "pass\n")
 with open(os.path.join(nest, "marshal_lambda.py"), "w") as f:  # fine for compile(), too deep for marshal
     f.write("x = " + "lambda: " * 1000 + "1\n")
 with open(os.path.join(nest, "fine.py"), "w") as f:

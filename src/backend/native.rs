@@ -189,8 +189,9 @@ fn failure(error: &CompileError, job: CompileJob<'_>) -> CompileFailure {
 }
 
 /// What py_compile prints for CPython's own refusal (`Sorry: TYPE: TEXT`,
-/// 3.12 and 3.13 alike); for a release with no measured limits, that serc
-/// is not asked, without claiming what CPython would say.
+/// 3.12 and 3.13 alike; the tokenizer's bracket limit as a SyntaxError
+/// block); for a release with no measured limits, that serc is not asked,
+/// without claiming what CPython would say.
 fn too_deep(refusal: guard::Refusal, job: CompileJob<'_>, version: PythonVersion) -> CompileFailure {
     let cpython = match refusal.excess {
         guard::Excess::Brackets { offset } => {
