@@ -16,8 +16,9 @@
 //! "Lies under" holds twice: for the path as written, with `..` applied as
 //! text, and for the directory the kernel would reach, with every symlink of
 //! its existing part resolved. The check runs before any directory is
-//! created. (A symlink planted between the check and the write can still
-//! redirect it, as for any tool writing into a tree others can write to.)
+//! created. `pycdir.rs` then checks the directory's open handle the same
+//! way and writes through it, so a symlink planted after the check cannot
+//! redirect a write.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -63,15 +64,30 @@ impl Destinations {
         }
     }
 
+    /// The destination root of `source`'s pycs: the prefix, or the
+    /// source's own directory; absolute, without `.`/`..`.
+    pub fn root(&self, source: &Path) -> PathBuf {
+        match &self.prefix {
+            Some(prefix) => prefix.clone(),
+            None => lexical_absolute(source.parent().unwrap_or(Path::new("")), &self.cwd),
+        }
+    }
+
+    /// Why a pyc whose directory resolves outside its root is refused.
+    pub fn symlink_reason(&self) -> &'static str {
+        match self.prefix {
+            Some(_) => "a symlink would take it outside the pycache prefix",
+            None => "a symlink would take it outside its source's directory",
+        }
+    }
+
     /// Check that `pyc`, the pyc path for `source` (both as the run writes
     /// them), stays inside its destination root.
     pub fn check(&self, pyc: &Path, source: &Path) -> Result<(), Escape> {
-        let (root, what) = match &self.prefix {
-            Some(prefix) => (prefix.clone(), "it would land outside the pycache prefix"),
-            None => (
-                lexical_absolute(source.parent().unwrap_or(Path::new("")), &self.cwd),
-                "it would land outside its source's directory",
-            ),
+        let root = self.root(source);
+        let what = match self.prefix {
+            Some(_) => "it would land outside the pycache prefix",
+            None => "it would land outside its source's directory",
         };
         let escape = |reason| Escape {
             pyc: pyc.to_owned(),
@@ -83,10 +99,7 @@ impl Destinations {
             return Err(escape(what));
         }
         if !physical(&dir).starts_with(physical(&root)) {
-            return Err(escape(match self.prefix {
-                Some(_) => "a symlink would take it outside the pycache prefix",
-                None => "a symlink would take it outside its source's directory",
-            }));
+            return Err(escape(self.symlink_reason()));
         }
         Ok(())
     }
@@ -95,7 +108,7 @@ impl Destinations {
 /// The path the kernel reaches for `path` (absolute, lexically clean): the
 /// deepest existing ancestor with its symlinks resolved, then the part that
 /// does not exist yet, which `makedirs` will create as real directories.
-fn physical(path: &Path) -> PathBuf {
+pub fn physical(path: &Path) -> PathBuf {
     let mut missing: Vec<&std::ffi::OsStr> = Vec::new();
     let mut existing = path;
     loop {

@@ -243,7 +243,7 @@ fn check_root(root: &OsStr, cwd: &Path) -> Result<PathBuf, SettingsError> {
 /// the directory names a run-time path, so it is looked up inside the root.
 fn resolve_limit(dir: &Path, cwd: &Path, root: Option<&Path>) -> PathBuf {
     match root {
-        Some(root) => crate::run::resolve_in_root(&lexical_absolute(dir, Path::new("/")), root),
+        Some(root) => resolve_in_root(&lexical_absolute(dir, Path::new("/")), root),
         None => {
             let abs = lexical_absolute(dir, cwd);
             std::fs::canonicalize(&abs).unwrap_or(abs)
@@ -278,6 +278,58 @@ pub fn lexical_absolute(path: &Path, base: &Path) -> PathBuf {
         out.push(b'/');
     }
     PathBuf::from(OsString::from_vec(out))
+}
+
+/// Resolve `path` (absolute, run-time) as if `root` were `/`: absolute
+/// symlink targets are looked up inside the root, and `..` never climbs out
+/// of it. Used for `-e` under `--root`, where the staged tree's links name
+/// run-time paths.
+pub fn resolve_in_root(path: &Path, root: &Path) -> PathBuf {
+    let mut todo: Vec<Vec<u8>> = components(path.as_os_str().as_bytes());
+    todo.reverse();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        match part.as_slice() {
+            b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(part);
+        let host = root.join(PathBuf::from(OsString::from_vec(done.join(&b'/'))));
+        let Ok(target) = std::fs::read_link(&host) else {
+            continue;
+        };
+        hops += 1;
+        if hops > 40 {
+            break;
+        }
+        done.pop();
+        let target = target.as_os_str().as_bytes();
+        if target.starts_with(b"/") {
+            done.clear();
+        }
+        let mut parts = components(target);
+        parts.reverse();
+        todo.extend(parts);
+    }
+    let mut out = b"/".to_vec();
+    out.extend(done.join(&b'/'));
+    root.join(
+        PathBuf::from(OsString::from_vec(out))
+            .strip_prefix("/")
+            .unwrap_or(Path::new("")),
+    )
+}
+
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// Rewrite a Python `re` pattern where the regex crate's syntax differs:

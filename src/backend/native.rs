@@ -37,9 +37,6 @@ pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
 
 mod guard;
 mod marshal_depth;
-mod threads;
-
-pub use threads::CompileThreads;
 
 pub struct NativeBackend {
     /// Options for `-o 0`, `-o 1`, `-o 2`, built once.
@@ -51,6 +48,7 @@ pub struct NativeBackend {
 
 impl NativeBackend {
     pub fn new(version: PythonVersion) -> NativeBackend {
+        silence_caught_panics();
         let with = |optimization_level| CompileOptions {
             python_version: version,
             optimization_level,
@@ -76,7 +74,7 @@ impl Backend for NativeBackend {
         // A panic inside serc is a bug in serc about this one file: report
         // it as such and go on with the others. Unwind-safe in fact: serc
         // only reads the options and returns everything it builds.
-        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let compiled = catch_silently(|| {
             // serc overflows its stack or runs for minutes on sources
             // nested past CPython's limits: refuse those as CPython does.
             // Undecodable sources are serc's to report.
@@ -94,7 +92,7 @@ impl Backend for NativeBackend {
                 Some(DEFAULT_INT_MAX_STR_DIGITS),
             )
             .map_err(|error| failure(&error, job))
-        }))
+        })
         .map_err(|panic| CompileFailure {
             kind: FailureKind::Unsupported,
             message: format!(
@@ -111,6 +109,34 @@ impl Backend for NativeBackend {
         loadable(&pyc)?;
         Ok(pyc)
     }
+}
+
+thread_local! {
+    /// Set while a compile runs under `catch_silently` on this thread.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `work`, turning a panic into an `Err` that prints nothing: a panic
+/// in serc is the file's error, and only the printer prints.
+fn catch_silently<T>(work: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let outer = CATCHING.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    CATCHING.set(outer);
+    result
+}
+
+/// Keep the default panic hook from printing panics that `catch_silently`
+/// catches; every other panic prints as before.
+fn silence_caught_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.get() {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Refuses a body CPython could neither have written nor load: serc nests

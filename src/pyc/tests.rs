@@ -6,7 +6,9 @@
 
 use super::*;
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::PathBuf;
 use std::process::Command;
 
 const MAGIC_311: [u8; 4] = [0xa7, 0x0d, 0x0d, 0x0a];

@@ -1,0 +1,414 @@
+//! What happens to one file: compileall's checks before compiling, the pyc
+//! paths, freshness, reading the source, compiling, and putting the pycs in
+//! place. The engine calls `FileDecider::process_file` for each candidate,
+//! on many threads at once; everything here is per file, but for the
+//! backend (started on first need) and the directories already prepared.
+
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::backend::cpython::{CpythonPool, PoolConfig};
+use crate::backend::native::{self, NativeBackend};
+use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
+use crate::destination::Destinations;
+use crate::dfile::Dfile;
+use crate::layout::Layout;
+use crate::pyc::{self, InvalidationMode, Staleness, Stamp};
+use crate::pycdir::{DirError, Lookup, PycDirs};
+use crate::pyrepr::os_error_text;
+use crate::report::{ErrorKind, FileReport, FileResult};
+use crate::settings::{Settings, lexical_absolute, resolve_in_root};
+use crate::source;
+use crate::target::{Compiler, Target};
+use crate::watchdog::WatchedBackend;
+
+/// Decides and does everything for one file at a time; shared by the
+/// engine's threads.
+pub struct FileDecider {
+    settings: &'static Settings,
+    target: &'static Target,
+    layout: Layout,
+    /// Started on first need, so an all-fresh run never starts Python.
+    backend: OnceLock<Result<Box<dyn Backend>, String>>,
+    /// The pyc directories, opened once each.
+    dirs: PycDirs,
+}
+
+impl FileDecider {
+    pub fn new(settings: &'static Settings, target: &'static Target) -> FileDecider {
+        let layout = Layout {
+            cache_tag: target.cache_tag.clone(),
+            version: target.minor_version(),
+            prefix: settings.prefix.clone(),
+            cwd: settings.cwd.as_os_str().as_bytes().to_vec(),
+            legacy: settings.legacy,
+        };
+        FileDecider {
+            settings,
+            target,
+            backend: OnceLock::new(),
+            dirs: PycDirs::new(
+                Destinations::new(layout.written_prefix(), settings.root.as_deref(), &settings.cwd),
+                &settings.cwd,
+            ),
+            layout,
+        }
+    }
+
+    pub fn process_file(&self, fullname: &Path, dir_arg: Option<&Path>) -> FileReport {
+        let mut report = FileReport {
+            path: fullname.as_os_str().as_bytes().to_vec(),
+            warning: None,
+            result: FileResult::Skipped,
+        };
+        report.result = match self.prepare(fullname, dir_arg, &mut report.warning) {
+            Ok(Some(plan)) => self.build(plan),
+            Ok(None) => FileResult::Skipped,
+            Err(failed) => failed,
+        };
+        report
+    }
+
+    /// compile_file's checks before compiling, in its order (but for the
+    /// suffix, see below): dfile, `-x`, `-e`, suffix, regular file, pyc paths.
+    fn prepare<'p>(
+        &self,
+        fullname: &'p Path,
+        dir_arg: Option<&Path>,
+        warning: &mut Option<String>,
+    ) -> Result<Option<Plan<'p>>, FileResult> {
+        let s = self.settings;
+        let runtime = self.runtime_path(fullname)?;
+        let runtime_arg = dir_arg.map(|d| self.runtime_path(d)).transpose()?;
+        let dfile = match s.dfile.dfile_for(&runtime, runtime_arg.as_deref()) {
+            Dfile::Unset => None,
+            Dfile::Set(d) => Some(d),
+            // 3.13+ warns and still applies the prepend directory.
+            Dfile::Warn { warning: text, dfile } => {
+                *warning = Some(text);
+                dfile
+            }
+            Dfile::Error(message) => return Err(failed(ErrorKind::Dfile, message, false)),
+        };
+        if let Some(rx) = &s.rx
+            && rx.is_match(&fullname.to_string_lossy()[..]).unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        if let Some(limit) = &s.limit_sl_dest
+            && fullname.is_symlink()
+            && !self.symlink_within(fullname, limit)
+        {
+            return Ok(None);
+        }
+        // The suffix test comes before the stat (compileall stats first): the
+        // outcome is the same, and most files in a tree are not `.py`.
+        if !fullname.as_os_str().as_bytes().ends_with(b".py") {
+            return Ok(None);
+        }
+        let Ok(meta) = std::fs::metadata(fullname) else {
+            return Ok(None);
+        };
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let pycs = s
+            .opt_levels
+            .iter()
+            .map(|&level| self.pyc_path(&runtime, level).map(|p| (level, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Plan {
+            fullname,
+            runtime,
+            dfile,
+            meta,
+            pycs,
+        }))
+    }
+
+    /// The path the file will have at run time: itself, or under `--root`
+    /// the absolute path with the root removed.
+    pub fn runtime_path(&self, path: &Path) -> Result<Vec<u8>, FileResult> {
+        let Some(root) = &self.settings.root else {
+            return Ok(path.as_os_str().as_bytes().to_vec());
+        };
+        let abs = lexical_absolute(path, &self.settings.cwd);
+        match abs.strip_prefix(root) {
+            Ok(rest) => Ok([b"/", rest.as_os_str().as_bytes()].concat()),
+            Err(_) => Err(failed(
+                ErrorKind::OutsideRoot,
+                format!("{} is not under --root {}", path.display(), root.display()),
+                false,
+            )),
+        }
+    }
+
+    /// compileall's `-e`: the resolved file must lie strictly below the
+    /// resolved limit.
+    fn symlink_within(&self, path: &Path, limit: &Path) -> bool {
+        let resolved = match &self.settings.root {
+            Some(root) => match self.runtime_path(path) {
+                Ok(runtime) => resolve_in_root(Path::new(OsStr::from_bytes(&runtime)), root),
+                Err(_) => lexical_absolute(path, &self.settings.cwd),
+            },
+            None => {
+                let abs = lexical_absolute(path, &self.settings.cwd);
+                std::fs::canonicalize(&abs).unwrap_or(abs)
+            }
+        };
+        resolved != limit && resolved.starts_with(limit)
+    }
+
+    /// Where the pyc for `runtime` at `level` is written.
+    pub fn pyc_path(&self, runtime: &[u8], level: i64) -> Result<PathBuf, FileResult> {
+        let suffix = Settings::optimization_suffix(level, self.target.optimize);
+        let path = self
+            .layout
+            .cache_path(runtime, &suffix)
+            .map_err(|e| failed(ErrorKind::Layout, e.to_string(), false))?;
+        let Some(root) = &self.settings.root else {
+            return Ok(path);
+        };
+        let written = root.join(path.strip_prefix("/").unwrap_or(&path));
+        let under_root = lexical_absolute(&written, Path::new("/"));
+        if !under_root.starts_with(root) {
+            return Err(failed(
+                ErrorKind::OutsideRoot,
+                format!(
+                    "refusing to write {}: outside --root {}",
+                    under_root.display(),
+                    root.display()
+                ),
+                false,
+            ));
+        }
+        Ok(written)
+    }
+
+    fn build(&self, plan: Plan<'_>) -> FileResult {
+        let s = self.settings;
+        let mut source: Option<(Vec<u8>, Stamp)> = None;
+        // Which pycs are known not to exist (so nothing needs replacing).
+        let mut missing = vec![false; plan.pycs.len()];
+        if !s.force || s.check {
+            let stamp = match self.stamp_before_compiling(&plan, &mut source) {
+                Ok(stamp) => stamp,
+                Err(e) => return read_failed(&plan, &e),
+            };
+            let expected = pyc::header(self.target.magic, s.mode, stamp);
+            let mut stale = Vec::new();
+            for ((_, pyc), missing) in plan.pycs.iter().zip(&mut missing) {
+                if let Err(why) = self.check_fresh(pyc, &expected) {
+                    *missing = why == Staleness::Missing;
+                    stale.push((pyc.clone(), why));
+                }
+            }
+            if stale.is_empty() {
+                return FileResult::Fresh;
+            }
+            if s.check {
+                return FileResult::Stale(stale);
+            }
+        }
+        match self.compile_and_write(&plan, source, &missing) {
+            Ok(()) => FileResult::Compiled,
+            Err(failure) => failure,
+        }
+    }
+
+    /// `pyc::check_fresh`, through the handle of the pyc's directory.
+    fn check_fresh(&self, pyc: &Path, expected: &[u8; 16]) -> Result<(), Staleness> {
+        match self.dirs.lookup(parent_of(pyc)) {
+            Lookup::Empty => Err(Staleness::Missing),
+            Lookup::Open(dir) => pyc::check_fresh_at(dir.as_fd(), pyc.file_name().unwrap_or_default(), expected),
+            Lookup::Unknown => pyc::check_fresh(pyc, expected),
+        }
+    }
+
+    /// py_compile's refusal of a symlinked or non-regular pyc, before
+    /// compiling. A pyc whose directory holds only what the run wrote needs
+    /// no look (one that failed to open may still be a dangling symlink).
+    fn check_destination(&self, pyc: &Path) -> Result<(), FileResult> {
+        let checked = match self.dirs.lookup(parent_of(pyc)) {
+            Lookup::Empty => Ok(()),
+            Lookup::Open(dir) => pyc::check_destination_at(dir.as_fd(), pyc),
+            Lookup::Unknown => pyc::check_destination(pyc),
+        };
+        checked.map_err(|e| failed(ErrorKind::Destination, e.to_string(), true))
+    }
+
+    /// The header stamp the pyc must carry now. Timestamp mode needs only the
+    /// stat; hash modes read the source, which is kept with its stamp for the
+    /// compile.
+    fn stamp_before_compiling(&self, plan: &Plan<'_>, source: &mut Option<(Vec<u8>, Stamp)>) -> std::io::Result<Stamp> {
+        if self.settings.mode == InvalidationMode::Timestamp {
+            return Ok(timestamp_of(&plan.meta));
+        }
+        let (bytes, stamp) = self.read_stamped(plan)?;
+        *source = Some((bytes, stamp));
+        Ok(stamp)
+    }
+
+    /// The source bytes and the stamp that describes exactly those bytes.
+    fn read_stamped(&self, plan: &Plan<'_>) -> std::io::Result<(Vec<u8>, Stamp)> {
+        if self.settings.mode != InvalidationMode::Timestamp {
+            let (bytes, _) = source::read(plan.fullname, &plan.meta)?;
+            let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes);
+            return Ok((bytes, Stamp::Hash(hash)));
+        }
+        let (bytes, meta) = source::read_settled(plan.fullname, &plan.meta)?;
+        Ok((bytes, timestamp_of(&meta)))
+    }
+
+    fn compile_and_write(
+        &self,
+        plan: &Plan<'_>,
+        source: Option<(Vec<u8>, Stamp)>,
+        missing: &[bool],
+    ) -> Result<(), FileResult> {
+        let s = self.settings;
+        let (source, stamp) = match source {
+            Some(read) => read,
+            None => self.read_stamped(plan).map_err(|e| read_failed(plan, &e))?,
+        };
+        let header = pyc::header(self.target.magic, s.mode, stamp);
+        let backend = self.backend()?;
+        let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
+        let mut previous: Option<(&Path, Vec<u8>)> = None;
+        for ((level, pyc_path), &missing) in plan.pycs.iter().zip(missing) {
+            self.check_destination(pyc_path)?;
+            let body = backend
+                .compile(CompileJob {
+                    source: &source,
+                    filename,
+                    optimize: *level,
+                })
+                .map_err(compile_failed)?;
+            let dir = self.dirs.writable(pyc_path, plan.fullname).map_err(|e| match e {
+                DirError::Escape(escape) => failed(ErrorKind::OutsideRoot, escape.to_string(), true),
+                DirError::Write(error) => write_failed(&error),
+            })?;
+            let written = match &previous {
+                Some((prev_path, prev_body))
+                    if s.hardlink_dupes && *prev_body == body && *prev_path != pyc_path.as_path() =>
+                {
+                    pyc::link_at(dir.handle.as_fd(), prev_path, pyc_path)
+                }
+                _ => pyc::write_at(
+                    dir.handle.as_fd(),
+                    pyc_path,
+                    &header,
+                    &body,
+                    Some(plan.meta.mode()),
+                    missing || dir.empty,
+                ),
+            };
+            written.map_err(|e| write_failed(&e))?;
+            previous = Some((pyc_path.as_path(), body));
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> Result<&dyn Backend, FileResult> {
+        let started = self.backend.get_or_init(|| self.start_backend());
+        match started {
+            Ok(backend) => Ok(backend.as_ref()),
+            Err(e) => Err(failed(ErrorKind::WorkerCrashed, e.clone(), true)),
+        }
+    }
+
+    fn start_backend(&self) -> Result<Box<dyn Backend>, String> {
+        let target = self.target;
+        match (target.compiler, &target.executable) {
+            (Compiler::Cpython, Some(python)) => CpythonPool::start(PoolConfig {
+                python: python.clone(),
+                workers: self.settings.workers,
+                timeout: self.settings.timeout,
+                version: target.minor_version(),
+            })
+            .map(|pool| Box::new(pool) as Box<dyn Backend>)
+            .map_err(|e| e.to_string()),
+            (Compiler::Cpython, None) => Err("no interpreter to start workers from".to_owned()),
+            (Compiler::Native, _) => native::version_for(target.minor_version())
+                .map(|version| {
+                    let native = NativeBackend::new(version);
+                    match self.settings.timeout {
+                        Some(limit) => Box::new(WatchedBackend::new(native, limit)) as Box<dyn Backend>,
+                        None => Box::new(native),
+                    }
+                })
+                .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
+        }
+    }
+}
+
+/// A file that passed compileall's pre-checks and will be looked at.
+struct Plan<'p> {
+    fullname: &'p Path,
+    runtime: Vec<u8>,
+    dfile: Option<Vec<u8>>,
+    meta: std::fs::Metadata,
+    pycs: Vec<(i64, PathBuf)>,
+}
+
+impl Plan<'_> {
+    fn fullname_bytes(&self) -> &[u8] {
+        self.fullname.as_os_str().as_bytes()
+    }
+}
+
+/// The source could not be read: compileall prints the OSError.
+fn read_failed(plan: &Plan<'_>, error: &std::io::Error) -> FileResult {
+    FileResult::Failed {
+        kind: ErrorKind::ReadSource,
+        message: os_error_text(error, Some(plan.fullname_bytes()), None),
+        compiling_printed: true,
+        errno: error.raw_os_error(),
+    }
+}
+
+fn failed(kind: ErrorKind, message: String, compiling_printed: bool) -> FileResult {
+    FileResult::Failed {
+        kind,
+        message,
+        compiling_printed,
+        errno: None,
+    }
+}
+
+/// A write that failed: its text as Python prints it, with the OS error.
+fn write_failed(error: &pyc::WriteError) -> FileResult {
+    FileResult::Failed {
+        kind: ErrorKind::Write,
+        message: error.to_string(),
+        compiling_printed: true,
+        errno: error.errno(),
+    }
+}
+
+pub fn compile_failed(f: CompileFailure) -> FileResult {
+    let kind = match f.kind {
+        FailureKind::Compile => ErrorKind::Compile,
+        FailureKind::Marshal => ErrorKind::Marshal,
+        FailureKind::WorkerCrashed => ErrorKind::WorkerCrashed,
+        FailureKind::Timeout => ErrorKind::Timeout,
+        FailureKind::Unsupported => ErrorKind::Unsupported,
+    };
+    failed(kind, f.message, true)
+}
+
+fn timestamp_of(meta: &std::fs::Metadata) -> Stamp {
+    pyc::timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.size())
+}
+
+/// A pyc's directory as written (`.` for a bare name).
+fn parent_of(pyc: &Path) -> &Path {
+    match pyc.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}

@@ -1,0 +1,100 @@
+//! The walk before the run: every directory argument's listings and
+//! candidate files in compileall's order, with their depth below the
+//! argument, so the target interpreter can start while the tree is walked.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::discover::{Event, walk_dir};
+
+/// One thing to report, in compileall's order.
+pub struct Item {
+    pub kind: ItemKind,
+    pub path: PathBuf,
+    /// Levels below the argument it came from (0: the argument itself).
+    pub depth: usize,
+    /// Index of the FILE|DIR argument it was found under; `None` for a file
+    /// argument.
+    pub dir_arg: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    Listing,
+    CantList,
+    File,
+}
+
+/// The FILE|DIR arguments walked before the target was known.
+pub struct Prewalk {
+    items: Vec<Item>,
+    /// The depth it was walked to.
+    pub limit: i64,
+}
+
+impl Prewalk {
+    pub fn new(paths: &[PathBuf], limit: i64) -> Prewalk {
+        let mut items = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            if path.is_file() {
+                items.push(Item {
+                    kind: ItemKind::File,
+                    path: path.clone(),
+                    depth: 0,
+                    dir_arg: None,
+                });
+            } else {
+                walk(path, limit, i, &mut items);
+            }
+        }
+        Prewalk { items, limit }
+    }
+
+    /// The items compileall would meet with `maxlevels`: directories listed
+    /// down to that depth, files one level further.
+    pub fn items(self, maxlevels: i64) -> Vec<Item> {
+        if maxlevels >= self.limit {
+            return self.items;
+        }
+        let max = usize::try_from(maxlevels.max(0)).unwrap_or(0);
+        self.items
+            .into_iter()
+            .filter(|item| match item.kind {
+                ItemKind::File => item.dir_arg.is_none() || item.depth <= max + 1,
+                ItemKind::Listing | ItemKind::CantList => item.depth <= max,
+            })
+            .collect()
+    }
+}
+
+/// compileall's walk of one directory argument, as items with their depth.
+pub fn walk(dir: &Path, maxlevels: i64, arg: usize, items: &mut Vec<Item>) {
+    let mut events = Vec::new();
+    walk_dir(dir, maxlevels, &mut events);
+    let root = dir.as_os_str().as_bytes();
+    items.extend(events.into_iter().map(|event| {
+        let (kind, path) = match event {
+            Event::Listing(p) => (ItemKind::Listing, p),
+            Event::CantList(p) => (ItemKind::CantList, p),
+            Event::File(p) => (ItemKind::File, p),
+        };
+        let depth = depth_below(root, path.as_os_str().as_bytes());
+        Item {
+            kind,
+            path,
+            depth,
+            dir_arg: Some(arg),
+        }
+    }));
+}
+
+/// How many names `os.path.join` added to `root` to build `path` (names
+/// never contain `/`; the first join adds a `/` unless `root` ends with one).
+fn depth_below(root: &[u8], path: &[u8]) -> usize {
+    let added = &path[root.len().min(path.len())..];
+    if added.is_empty() {
+        return 0;
+    }
+    let added = added.strip_prefix(b"/").unwrap_or(added);
+    1 + added.iter().filter(|&&b| b == b'/').count()
+}

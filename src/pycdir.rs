@@ -1,0 +1,324 @@
+//! The directories pycs go into, each opened once per run and kept as a
+//! handle: freshness reads and writes go through that handle, by name, so a
+//! file costs no path walk, and the directory written into is the very one
+//! that was checked. Swapping it (or any directory above it) for a symlink
+//! after the check cannot redirect a write.
+//!
+//! A directory is checked for writing once: first as text and with the
+//! symlinks of its existing part resolved (`Destinations::check`, before
+//! anything is created), then on the open handle itself, whose path the
+//! kernel reports (`/proc/self/fd`), against the destination root's. Missing
+//! levels are created with `mkdirat` relative to the handle of the level
+//! above, which was checked the same way, and opened without following a
+//! symlink, so even a directory created by the run cannot be redirected.
+//!
+//! A directory that did not exist when first looked up, or that this run
+//! created, holds no pyc this run did not write: its pycs are missing
+//! without asking the kernel file by file. A directory that exists is swept
+//! of the temp files of killed runs when first opened: one `getdents64` on
+//! the handle, so even an all-fresh run leaves none behind.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::destination::{Destinations, Escape};
+use crate::pyc::{self, WriteError};
+use crate::settings::lexical_absolute;
+
+/// Open handles kept at most; past it, the handles not in use are closed
+/// (and their directories checked again if written into later).
+const MAX_OPEN: usize = 256;
+
+pub struct PycDirs {
+    destinations: Destinations,
+    cwd: PathBuf,
+    /// By the directory's path as the run writes it.
+    records: Mutex<HashMap<PathBuf, Arc<Mutex<Record>>>>,
+    /// The physical path of each destination root, by its textual one.
+    physical_roots: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Records added since handles not in use were last closed.
+    added: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct Record {
+    handle: Option<Arc<OwnedFd>>,
+    /// Looked up at least once.
+    seen: bool,
+    /// Holds no pyc this run did not write (missing when first looked up,
+    /// or created by this run).
+    empty: bool,
+    /// Whether `handle` was checked for writing, and the verdict.
+    checked: Option<Result<(), Escape>>,
+}
+
+/// A pyc directory as freshness sees it.
+pub enum Lookup {
+    /// The directory holds no pyc this run did not write.
+    Empty,
+    Open(Arc<OwnedFd>),
+    /// It could not be opened (permissions, not a directory…): ask by path.
+    Unknown,
+}
+
+/// A directory ready to be written into.
+pub struct Writable {
+    pub handle: Arc<OwnedFd>,
+    /// It holds no pyc this run did not write.
+    pub empty: bool,
+}
+
+/// Why a directory cannot be written into.
+#[derive(Debug)]
+pub enum DirError {
+    Escape(Escape),
+    Write(WriteError),
+}
+
+impl PycDirs {
+    pub fn new(destinations: Destinations, cwd: &Path) -> PycDirs {
+        PycDirs {
+            destinations,
+            cwd: cwd.to_owned(),
+            records: Mutex::new(HashMap::new()),
+            physical_roots: Mutex::new(HashMap::new()),
+            added: Default::default(),
+        }
+    }
+
+    fn record(&self, dir: &Path) -> Arc<Mutex<Record>> {
+        let mut records = lock(&self.records);
+        if let Some(record) = records.get(dir) {
+            return record.clone();
+        }
+        // Each record opens at most one handle.
+        if self.added.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MAX_OPEN == MAX_OPEN - 1 {
+            for record in records.values() {
+                if let Ok(mut r) = record.try_lock()
+                    && r.handle.as_ref().is_some_and(|h| Arc::strong_count(h) == 1)
+                {
+                    r.handle = None;
+                    r.checked = None;
+                }
+            }
+        }
+        records.entry(dir.to_owned()).or_default().clone()
+    }
+
+    /// The pyc directory `dir` for reading headers, opened on first need
+    /// (following symlinks, as compileall's `open(cfile)` does).
+    pub fn lookup(&self, dir: &Path) -> Lookup {
+        let dir = non_empty(dir);
+        let record = self.record(dir);
+        let mut r = lock(&record);
+        if r.empty {
+            return Lookup::Empty;
+        }
+        if let Some(handle) = &r.handle {
+            return Lookup::Open(handle.clone());
+        }
+        let first = !r.seen;
+        r.seen = true;
+        match pyc::open_dir(dir) {
+            Ok(handle) => {
+                // Temp files of killed runs go the first time a run passes
+                // by, whether or not it writes here.
+                pyc::sweep_stale_temps_at(handle.as_fd());
+                let handle = Arc::new(handle);
+                r.handle = Some(handle.clone());
+                Lookup::Open(handle)
+            }
+            Err(err) if first && matches!(err.raw_os_error(), Some(libc::ENOENT)) => {
+                r.empty = true;
+                Lookup::Empty
+            }
+            Err(_) => Lookup::Unknown,
+        }
+    }
+
+    /// The directory of `pyc` (the pyc path for `source`, both as the run
+    /// writes them), checked to lie inside its destination root and
+    /// created as py_compile's `os.makedirs` would. On the first write into
+    /// a directory that existed, the temp files of killed runs are removed.
+    pub fn writable(&self, pyc: &Path, source: &Path) -> Result<Writable, DirError> {
+        let dir = non_empty(pyc.parent().unwrap_or(Path::new("")));
+        let record = self.record(dir);
+        let mut r = lock(&record);
+        if let (Some(Ok(())), Some(handle)) = (&r.checked, &r.handle) {
+            return Ok(Writable {
+                handle: handle.clone(),
+                empty: r.empty,
+            });
+        }
+        if let Some(Err(escape)) = &r.checked {
+            return Err(DirError::Escape(escape.clone()));
+        }
+        if let Err(escape) = self.destinations.check(pyc, source) {
+            r.checked = Some(Err(escape.clone()));
+            return Err(DirError::Escape(escape));
+        }
+        let root = self.destinations.root(source);
+        let physical_root = self.physical_root(&root);
+        let (handle, created) = match r.handle.take() {
+            Some(handle) => (handle, false),
+            None => match pyc::open_dir(dir) {
+                Ok(handle) => {
+                    pyc::sweep_stale_temps_at(handle.as_fd());
+                    (Arc::new(handle), false)
+                }
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                    (Arc::new(self.create(dir, pyc, &physical_root)?), true)
+                }
+                Err(_) => {
+                    // Not a directory, no permission…: py_compile's makedirs
+                    // gives the error Python would, or its temp file's open.
+                    pyc::create_dirs(dir).map_err(DirError::Write)?;
+                    (Arc::new(open_or_fail_as_write(dir, pyc)?), false)
+                }
+            },
+        };
+        if !lies_under(physical_path(handle.as_fd()).as_deref(), &[], &physical_root) {
+            let escape = Escape {
+                pyc: pyc.to_owned(),
+                root,
+                reason: self.destinations.symlink_reason(),
+            };
+            r.checked = Some(Err(escape.clone()));
+            return Err(DirError::Escape(escape));
+        }
+        r.empty |= created;
+        r.handle = Some(handle.clone());
+        r.checked = Some(Ok(()));
+        Ok(Writable { handle, empty: r.empty })
+    }
+
+    /// Create the missing levels of `dir` below its deepest existing
+    /// ancestor, each with `mkdirat` in the level above and opened without
+    /// following symlinks, after checking that ancestor's handle. A path
+    /// that is not plain (`.`, `..`, `//`) is left to `os.makedirs`'s own
+    /// steps, whose error names a level as Python would.
+    fn create(&self, dir: &Path, pyc: &Path, physical_root: &Path) -> Result<OwnedFd, DirError> {
+        if !plain(dir) {
+            pyc::create_dirs(dir).map_err(DirError::Write)?;
+            return open_or_fail_as_write(dir, pyc);
+        }
+        let mut missing: Vec<&OsStr> = Vec::new();
+        let mut level = dir;
+        let mut handle = loop {
+            let parent = match level.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                Some(_) => Path::new("."),
+                None => return pyc::open_dir(level).map_err(|source| io_error(level, source)),
+            };
+            missing.push(level.file_name().unwrap_or(OsStr::new(".")));
+            match pyc::open_dir(parent) {
+                Ok(handle) => break handle,
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) && parent != Path::new(".") => level = parent,
+                Err(_) => {
+                    pyc::create_dirs(dir).map_err(DirError::Write)?;
+                    return open_or_fail_as_write(dir, pyc);
+                }
+            }
+        };
+        missing.reverse();
+        let ancestor = physical_path(handle.as_fd());
+        if !lies_under(ancestor.as_deref(), &missing, physical_root) {
+            return Err(DirError::Escape(Escape {
+                pyc: dir.to_owned(),
+                root: physical_root.to_owned(),
+                reason: self.destinations.symlink_reason(),
+            }));
+        }
+        // The text of each level, for errors: `dir` less the levels below it.
+        let mut text = dir.to_path_buf();
+        let texts: Vec<PathBuf> = (0..missing.len())
+            .map(|_| {
+                let this = text.clone();
+                text.pop();
+                this
+            })
+            .collect();
+        for (name, text) in missing.iter().zip(texts.iter().rev()) {
+            let name = CString::new(name.as_bytes()).map_err(|_| io_error(text, io::ErrorKind::InvalidInput.into()))?;
+            // SAFETY: a valid fd and C string.
+            if unsafe { libc::mkdirat(handle.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(io_error(text, err));
+                }
+            }
+            handle =
+                pyc::open_dir_at(handle.as_fd(), &name, libc::O_NOFOLLOW).map_err(|source| io_error(text, source))?;
+        }
+        Ok(handle)
+    }
+
+    fn physical_root(&self, root: &Path) -> PathBuf {
+        lock(&self.physical_roots)
+            .entry(root.to_owned())
+            .or_insert_with(|| crate::destination::physical(&lexical_absolute(root, &self.cwd)))
+            .clone()
+    }
+}
+
+/// Open `dir` after `os.makedirs` said it is there; where it cannot be
+/// opened, the error is the one `_write_atomic`'s open of `pyc`'s temp file
+/// gives (ENOTDIR for a file in its place, EACCES…).
+fn open_or_fail_as_write(dir: &Path, pyc: &Path) -> Result<OwnedFd, DirError> {
+    pyc::open_dir(dir).map_err(|source| io_error(&pyc::temp_path(pyc), source))
+}
+
+fn io_error(path: &Path, source: io::Error) -> DirError {
+    DirError::Write(WriteError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn non_empty(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// No `.`/`..` levels and no doubled or trailing slash: `Path::parent`
+/// then takes off exactly what `posixpath.split` does.
+fn plain(dir: &Path) -> bool {
+    let bytes = dir.as_os_str().as_bytes();
+    !bytes.windows(2).any(|w| w == b"//")
+        && !bytes.ends_with(b"/")
+        && dir
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::RootDir))
+}
+
+/// The path the kernel reports for an open handle; `None` without `/proc`
+/// (then only the textual and pre-creation checks stand).
+fn physical_path(handle: BorrowedFd<'_>) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", handle.as_raw_fd())).ok()
+}
+
+/// Whether `physical` joined with `below` lies inside `root` (or is it).
+/// Unknown (`None`) passes: the checks before creation stand alone then.
+fn lies_under(physical: Option<&Path>, below: &[&OsStr], root: &Path) -> bool {
+    let Some(physical) = physical else {
+        return true;
+    };
+    let mut path = physical.to_path_buf();
+    path.extend(below);
+    path.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+use std::os::unix::fs::symlink;
+
+use super::*;
+
+fn dirs(cwd: &Path, prefix: Option<&[u8]>) -> PycDirs {
+    PycDirs::new(Destinations::new(prefix, None, cwd), cwd)
+}
+
+fn write(dir: &Writable, pyc: &Path, body: &[u8]) {
+    pyc::write_at(dir.handle.as_fd(), pyc, &[0; 16], body, None, dir.empty).unwrap();
+}
+
+#[test]
+fn a_missing_directory_is_created_once_and_its_pycs_are_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("pkg");
+    std::fs::create_dir(&src).unwrap();
+    let d = dirs(tmp.path(), None);
+    let cache = src.join("__pycache__");
+    assert!(matches!(d.lookup(&cache), Lookup::Empty));
+    let pyc = cache.join("m.cpython-312.pyc");
+    let w = d.writable(&pyc, &src.join("m.py")).unwrap();
+    assert!(w.empty, "created by the run");
+    write(&w, &pyc, b"body");
+    assert_eq!(std::fs::read(&pyc).unwrap().len(), 20);
+    // Still known to hold only what the run wrote.
+    assert!(matches!(d.lookup(&cache), Lookup::Empty));
+}
+
+#[test]
+fn an_existing_directory_is_read_through_its_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("__pycache__");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::write(cache.join("m.cpython-312.pyc"), [7u8; 20]).unwrap();
+    let d = dirs(tmp.path(), None);
+    let Lookup::Open(handle) = d.lookup(&cache) else {
+        panic!("an existing directory opens")
+    };
+    let header = pyc::read_header_at(handle.as_fd(), OsStr::new("m.cpython-312.pyc")).unwrap();
+    assert_eq!(header, [7u8; 16]);
+    let w = d
+        .writable(&cache.join("m.cpython-312.pyc"), &tmp.path().join("m.py"))
+        .unwrap();
+    assert!(!w.empty);
+}
+
+/// The directory is swapped for a symlink to elsewhere after it was
+/// checked: the write still lands in the directory that was checked.
+#[test]
+fn a_directory_swapped_for_a_symlink_after_the_check_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
+    std::fs::create_dir_all(src.join("__pycache__")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    let d = dirs(tmp.path(), None);
+    let cache = src.join("__pycache__");
+    let first = cache.join("a.cpython-312.pyc");
+    let w = d.writable(&first, &src.join("a.py")).unwrap();
+    write(&w, &first, b"a");
+    std::fs::rename(&cache, src.join("moved")).unwrap();
+    symlink(&outside, &cache).unwrap();
+    let second = cache.join("b.cpython-312.pyc");
+    let w = d.writable(&second, &src.join("b.py")).unwrap();
+    write(&w, &second, b"b");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing outside");
+    assert!(src.join("moved/b.cpython-312.pyc").exists());
+}
+
+/// A directory that resolves outside its root when first opened is refused
+/// on its handle, whatever the path said when checked.
+#[test]
+fn a_directory_whose_handle_lies_outside_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    symlink(&outside, src.join("__pycache__")).unwrap();
+    let d = dirs(tmp.path(), None);
+    let pyc = src.join("__pycache__/m.cpython-312.pyc");
+    match d.writable(&pyc, &src.join("m.py")) {
+        Err(DirError::Escape(e)) => assert_eq!(e.reason, "a symlink would take it outside its source's directory"),
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn prefix_levels_are_created_below_the_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("pfx");
+    std::fs::create_dir(&prefix).unwrap();
+    let d = dirs(tmp.path(), Some(prefix.as_os_str().as_bytes()));
+    let dir = prefix.join("a/b/c");
+    let pyc = dir.join("m.cpython-312.pyc");
+    let w = d.writable(&pyc, Path::new("/a/b/c/m.py")).unwrap();
+    assert!(w.empty);
+    write(&w, &pyc, b"x");
+    assert!(pyc.exists());
+    // A level that cannot be made is named as os.makedirs names it.
+    let blocked = prefix.join("file");
+    std::fs::write(&blocked, "").unwrap();
+    let pyc = blocked.join("d/m.cpython-312.pyc");
+    match d.writable(&pyc, Path::new("/file/d/m.py")) {
+        Err(DirError::Write(e)) => assert!(e.to_string().starts_with("NotADirectoryError"), "{e}"),
+        other => panic!("expected a write error, got {:?}", other.err()),
+    }
+}
