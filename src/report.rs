@@ -185,7 +185,10 @@ impl Printer {
     }
 
     pub fn file(&mut self, report: FileReport) {
-        if let Some(bar) = &self.bar {
+        // The total counts `.py` candidates only (the engine's `add_to_total`).
+        if let Some(bar) = &self.bar
+            && report.path.ends_with(b".py")
+        {
             bar.inc(1);
         }
         if let Some(warning) = &report.warning

@@ -13,3 +13,4 @@ mod hostile;
 mod native;
 mod parity;
 mod runtime;
+mod writes;
