@@ -82,8 +82,25 @@ impl Destinations {
     }
 
     /// Check that `pyc`, the pyc path for `source` (both as the run writes
-    /// them), stays inside its destination root.
+    /// them), stays inside its destination root: as text, then with the
+    /// symlinks of the existing part of its directory resolved.
     pub fn check(&self, pyc: &Path, source: &Path) -> Result<(), Escape> {
+        self.check_text(pyc, source)?;
+        let root = self.root(source);
+        let dir = lexical_absolute(pyc.parent().unwrap_or(Path::new("")), &self.cwd);
+        if !physical(&dir).starts_with(physical(&root)) {
+            return Err(Escape {
+                pyc: pyc.to_owned(),
+                root,
+                reason: self.symlink_reason(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `check` as text only, with `..` applied: for a directory whose
+    /// handle is checked afterwards, which covers the symlinks.
+    pub fn check_text(&self, pyc: &Path, source: &Path) -> Result<(), Escape> {
         let root = self.root(source);
         let what = match self.prefix {
             Some(_) => "it would land outside the pycache prefix",
@@ -97,9 +114,6 @@ impl Destinations {
         let dir = lexical_absolute(pyc.parent().unwrap_or(Path::new("")), &self.cwd);
         if !dir.starts_with(&root) {
             return Err(escape(what));
-        }
-        if !physical(&dir).starts_with(physical(&root)) {
-            return Err(escape(self.symlink_reason()));
         }
         Ok(())
     }

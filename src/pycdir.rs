@@ -158,30 +158,36 @@ impl PycDirs {
         if let Some(Err(escape)) = &r.checked {
             return Err(DirError::Escape(escape.clone()));
         }
-        if let Err(escape) = self.destinations.check(pyc, source) {
+        if let Err(escape) = self.destinations.check_text(pyc, source) {
             r.checked = Some(Err(escape.clone()));
             return Err(DirError::Escape(escape));
         }
         let root = self.destinations.root(source);
         let physical_root = self.physical_root(&root);
-        let (handle, created) = match r.handle.take() {
-            Some(handle) => (handle, false),
-            None => match pyc::open_dir(dir) {
-                Ok(handle) => {
-                    pyc::sweep_stale_temps_at(handle.as_fd());
-                    (Arc::new(handle), false)
+        let opened = match r.handle.take() {
+            Some(handle) => Ok(handle),
+            // Missing when looked up: no need to ask again.
+            None if r.empty => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            None => pyc::open_dir(dir).map(Arc::new),
+        };
+        let (handle, created) = match opened {
+            Ok(handle) => (handle, false),
+            Err(err) => match err {
+                err if err.raw_os_error() == Some(libc::ENOENT) => {
+                    (Arc::new(self.create(dir, pyc, source, &physical_root)?), true)
                 }
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-                    (Arc::new(self.create(dir, pyc, &physical_root)?), true)
-                }
-                Err(_) => {
+                _ => {
                     // Not a directory, no permission…: py_compile's makedirs
                     // gives the error Python would, or its temp file's open.
-                    pyc::create_dirs(dir).map_err(DirError::Write)?;
+                    self.create_by_path(dir, pyc, source)?;
                     (Arc::new(open_or_fail_as_write(dir, pyc)?), false)
                 }
             },
         };
+        if !created && !r.seen {
+            pyc::sweep_stale_temps_at(handle.as_fd());
+        }
+        r.seen = true;
         if !lies_under(physical_path(handle.as_fd()).as_deref(), &[], &physical_root) {
             let escape = Escape {
                 pyc: pyc.to_owned(),
@@ -202,9 +208,9 @@ impl PycDirs {
     /// following symlinks, after checking that ancestor's handle. A path
     /// that is not plain (`.`, `..`, `//`) is left to `os.makedirs`'s own
     /// steps, whose error names a level as Python would.
-    fn create(&self, dir: &Path, pyc: &Path, physical_root: &Path) -> Result<OwnedFd, DirError> {
+    fn create(&self, dir: &Path, pyc: &Path, source: &Path, physical_root: &Path) -> Result<OwnedFd, DirError> {
         if !plain(dir) {
-            pyc::create_dirs(dir).map_err(DirError::Write)?;
+            self.create_by_path(dir, pyc, source)?;
             return open_or_fail_as_write(dir, pyc);
         }
         let mut missing: Vec<&OsStr> = Vec::new();
@@ -220,7 +226,7 @@ impl PycDirs {
                 Ok(handle) => break handle,
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) && parent != Path::new(".") => level = parent,
                 Err(_) => {
-                    pyc::create_dirs(dir).map_err(DirError::Write)?;
+                    self.create_by_path(dir, pyc, source)?;
                     return open_or_fail_as_write(dir, pyc);
                 }
             }
@@ -258,10 +264,26 @@ impl PycDirs {
         Ok(handle)
     }
 
+    /// `os.makedirs` step by step on the path, after the full check (as
+    /// text and with symlinks resolved) that nothing it creates lands
+    /// outside the root.
+    fn create_by_path(&self, dir: &Path, pyc: &Path, source: &Path) -> Result<(), DirError> {
+        self.destinations.check(pyc, source).map_err(DirError::Escape)?;
+        pyc::create_dirs(dir).map_err(DirError::Write)
+    }
+
+    /// The root as the kernel reaches it: the path of its open handle (one
+    /// open and one readlink, where resolving the path would readlink each
+    /// level), or for a root not made yet, its existing part resolved.
     fn physical_root(&self, root: &Path) -> PathBuf {
         lock(&self.physical_roots)
             .entry(root.to_owned())
-            .or_insert_with(|| crate::destination::physical(&lexical_absolute(root, &self.cwd)))
+            .or_insert_with(|| {
+                pyc::open_dir(root)
+                    .ok()
+                    .and_then(|handle| physical_path(handle.as_fd()))
+                    .unwrap_or_else(|| crate::destination::physical(&lexical_absolute(root, &self.cwd)))
+            })
             .clone()
     }
 }
