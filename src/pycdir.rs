@@ -163,24 +163,26 @@ impl PycDirs {
             return Err(DirError::Escape(escape));
         }
         let root = self.destinations.root(source);
-        let physical_root = self.physical_root(&root);
         let opened = match r.handle.take() {
             Some(handle) => Ok(handle),
             // Missing when looked up: no need to ask again.
             None if r.empty => Err(io::Error::from_raw_os_error(libc::ENOENT)),
             None => pyc::open_dir(dir).map(Arc::new),
         };
-        let (handle, created) = match opened {
-            Ok(handle) => (handle, false),
+        // Whether the handle still needs its check against the root: not
+        // for levels `create` made below an ancestor it checked.
+        let (handle, created, unchecked) = match opened {
+            Ok(handle) => (handle, false, true),
             Err(err) => match err {
                 err if err.raw_os_error() == Some(libc::ENOENT) => {
-                    (Arc::new(self.create(dir, pyc, source, &physical_root)?), true)
+                    let (handle, checked) = self.create(dir, pyc, source, &root)?;
+                    (Arc::new(handle), true, !checked)
                 }
                 _ => {
                     // Not a directory, no permission…: py_compile's makedirs
                     // gives the error Python would, or its temp file's open.
                     self.create_by_path(dir, pyc, source)?;
-                    (Arc::new(open_or_fail_as_write(dir, pyc)?), false)
+                    (Arc::new(open_or_fail_as_write(dir, pyc)?), false, true)
                 }
             },
         };
@@ -188,7 +190,13 @@ impl PycDirs {
             pyc::sweep_stale_temps_at(handle.as_fd());
         }
         r.seen = true;
-        if !lies_under(physical_path(handle.as_fd()).as_deref(), &[], &physical_root) {
+        if unchecked
+            && !lies_under(
+                physical_path(handle.as_fd()).as_deref(),
+                &[],
+                &self.physical_root(&root),
+            )
+        {
             let escape = Escape {
                 pyc: pyc.to_owned(),
                 root,
@@ -205,38 +213,49 @@ impl PycDirs {
 
     /// Create the missing levels of `dir` below its deepest existing
     /// ancestor, each with `mkdirat` in the level above and opened without
-    /// following symlinks, after checking that ancestor's handle. A path
-    /// that is not plain (`.`, `..`, `//`) is left to `os.makedirs`'s own
-    /// steps, whose error names a level as Python would.
-    fn create(&self, dir: &Path, pyc: &Path, source: &Path, physical_root: &Path) -> Result<OwnedFd, DirError> {
+    /// following symlinks, after checking that ancestor's handle against
+    /// `root` (then the new levels need no check of their own: true). A
+    /// path that is not plain (`.`, `..`, `//`) is left to `os.makedirs`'s
+    /// own steps, whose error names a level as Python would (false).
+    fn create(&self, dir: &Path, pyc: &Path, source: &Path, root: &Path) -> Result<(OwnedFd, bool), DirError> {
         if !plain(dir) {
             self.create_by_path(dir, pyc, source)?;
-            return open_or_fail_as_write(dir, pyc);
+            return Ok((open_or_fail_as_write(dir, pyc)?, false));
         }
         let mut missing: Vec<&OsStr> = Vec::new();
         let mut level = dir;
-        let mut handle = loop {
+        let handle = loop {
             let parent = match level.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 Some(_) => Path::new("."),
-                None => return pyc::open_dir(level).map_err(|source| io_error(level, source)),
+                None => return Ok((pyc::open_dir(level).map_err(|source| io_error(level, source))?, false)),
             };
             missing.push(level.file_name().unwrap_or(OsStr::new(".")));
             match pyc::open_dir(parent) {
-                Ok(handle) => break handle,
+                Ok(handle) => break (handle, parent),
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) && parent != Path::new(".") => level = parent,
                 Err(_) => {
                     self.create_by_path(dir, pyc, source)?;
-                    return open_or_fail_as_write(dir, pyc);
+                    return Ok((open_or_fail_as_write(dir, pyc)?, false));
                 }
             }
         };
+        let (mut handle, ancestor_text) = handle;
         missing.reverse();
         let ancestor = physical_path(handle.as_fd());
-        if !lies_under(ancestor.as_deref(), &missing, physical_root) {
+        // Without a prefix the ancestor is usually the root itself, the
+        // source's directory: its handle tells the root's physical path.
+        let physical_root = match &ancestor {
+            Some(path) if lexical_absolute(ancestor_text, &self.cwd) == root => lock(&self.physical_roots)
+                .entry(root.to_owned())
+                .or_insert_with(|| path.clone())
+                .clone(),
+            _ => self.physical_root(root),
+        };
+        if !lies_under(ancestor.as_deref(), &missing, &physical_root) {
             return Err(DirError::Escape(Escape {
-                pyc: dir.to_owned(),
-                root: physical_root.to_owned(),
+                pyc: pyc.to_owned(),
+                root: root.to_owned(),
                 reason: self.destinations.symlink_reason(),
             }));
         }
@@ -261,7 +280,7 @@ impl PycDirs {
             handle =
                 pyc::open_dir_at(handle.as_fd(), &name, libc::O_NOFOLLOW).map_err(|source| io_error(text, source))?;
         }
-        Ok(handle)
+        Ok((handle, ancestor.is_some()))
     }
 
     /// `os.makedirs` step by step on the path, after the full check (as

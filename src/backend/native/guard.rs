@@ -324,7 +324,7 @@ impl Scanner<'_> {
         let b = self.at(0);
         let in_brackets = self.levels.len() > field.map_or(1, |level| level + 1);
         match b {
-            b' ' | b'\t' | b'\x0c' => self.i += 1,
+            b' ' | b'\t' | b'\x0c' => self.i = skip_while(self.text, self.i + 1, &BLANK),
             b'\n' | b'\r' => {
                 self.i += 1;
                 if field.is_none() && !in_brackets {
@@ -333,9 +333,8 @@ impl Scanner<'_> {
                 }
             }
             b'#' => {
-                while !matches!(self.at(0), b'\n' | b'\r' | 0) {
-                    self.i += 1;
-                }
+                let rest = &self.text[self.i..];
+                self.i += memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
             }
             b'\\' => {
                 // A continuation joins the next line; elsewhere an error.
@@ -513,8 +512,13 @@ impl Scanner<'_> {
             self.modes.push(Mode::Literal(quote));
             return;
         }
-        // A leaf: skip to its end.
+        // A leaf: skip to its end, in strides over the bytes that cannot end it.
+        let ordinary = if triple { &TRIPLE_BODY } else { &SINGLE_BODY };
         while let Some(&b) = self.text.get(self.i) {
+            if ordinary[usize::from(b)] {
+                self.i = skip_while(self.text, self.i + 1, ordinary);
+                continue;
+            }
             if b == b'\\' {
                 self.i += 2;
             } else if self.closes(quote) {
@@ -640,7 +644,40 @@ fn word_at(text: &[u8], start: usize) -> &[u8] {
 }
 
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    WORD[usize::from(b)]
+}
+
+/// Byte classes as 256-entry tables: one load per byte in the loops that
+/// skip over runs, the bulk of any source.
+type Class = [bool; 256];
+
+/// A `Class` of the bytes `b` for which the expression holds, built at
+/// compile time.
+macro_rules! class {
+    (|$b:ident| $member:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $member;
+            i += 1;
+        }
+        table
+    }};
+}
+
+const WORD: Class = class!(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
+const BLANK: Class = class!(|b| matches!(b, b' ' | b'\t' | b'\x0c'));
+/// Bytes inside a plain string that neither end it nor escape (the quote
+/// byte itself is checked by the caller).
+const TRIPLE_BODY: Class = class!(|b| !matches!(b, b'\\' | b'\'' | b'"'));
+const SINGLE_BODY: Class = class!(|b| !matches!(b, b'\\' | b'\'' | b'"' | b'\n' | b'\r'));
+
+/// The index of the first byte at or after `i` not in `class`.
+fn skip_while(text: &[u8], i: usize, class: &Class) -> usize {
+    text.get(i..)
+        .and_then(|rest| rest.iter().position(|&b| !class[usize::from(b)]))
+        .map_or(text.len(), |n| i + n)
 }
 
 fn is_string_prefix(word: &[u8]) -> bool {
