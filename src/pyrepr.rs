@@ -96,7 +96,11 @@ fn is_printable(ch: char) -> bool {
 /// (code-point order, not byte order).
 pub fn str_order(a: &[u8], b: &[u8]) -> Ordering {
     // Valid UTF-8 sorts the same bytewise and by code point; only escaped
-    // bytes (U+DC80..U+DCFF, below U+E000) break that, so decode lazily.
+    // bytes (U+DC80..U+DCFF, below U+E000) break that. ASCII names (nearly
+    // all) compare as bytes; the rest decode lazily.
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
     code_points(a).cmp(code_points(b))
 }
 

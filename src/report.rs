@@ -197,14 +197,15 @@ impl Printer {
         {
             self.line(warning);
         }
-        let shown = repr_path(&report.path);
+        // Only printed lines need the repr: not worked out for fresh files.
+        let shown = || repr_path(&report.path);
         match report.result {
             FileResult::Skipped => self.counts.skipped += 1,
             FileResult::Fresh => self.counts.fresh += 1,
             FileResult::Compiled => {
                 self.counts.compiled += 1;
                 if self.quiet == 0 && self.text() {
-                    self.line(&format!("Compiling {shown}..."));
+                    self.line(&format!("Compiling {}...", shown()));
                 }
             }
             FileResult::Stale(pycs) => self.stale_pycs(&report.path, pycs),
@@ -216,7 +217,7 @@ impl Printer {
             } => {
                 self.counts.failed += 1;
                 if self.text() {
-                    self.failure(&shown, &message, compiling_printed);
+                    self.failure(&shown(), &message, compiling_printed);
                 }
                 self.errors.push(JsonError {
                     path: lossy(&report.path),
