@@ -201,13 +201,16 @@ fn freshness(header: io::Result<Vec<u8>>, expected: &[u8; 16]) -> Result<(), Sta
     }
 }
 
+mod makedirs;
 mod write;
+
+pub use makedirs::create_dirs;
 
 #[cfg(test)]
 use write::{TempKind, temp_name, temp_writer};
 pub use write::{
-    WriteError, check_destination, check_destination_at, create_dirs, link_at, open_at, open_dir, open_dir_at,
-    sweep_stale_temps, sweep_stale_temps_at, temp_path, write_at, write_atomic,
+    WriteError, check_destination, check_destination_at, link_at, open_at, open_dir, open_dir_at, sweep_stale_temps,
+    sweep_stale_temps_at, temp_path, write_at, write_atomic,
 };
 
 #[cfg(test)]
