@@ -190,13 +190,7 @@ impl PycDirs {
             pyc::sweep_stale_temps_at(handle.as_fd());
         }
         r.seen = true;
-        if unchecked
-            && !lies_under(
-                physical_path(handle.as_fd()).as_deref(),
-                &[],
-                &self.physical_root(&root),
-            )
-        {
+        if unchecked && !self.handle_inside(&handle, &[], &root, pyc, source) {
             let escape = Escape {
                 pyc: pyc.to_owned(),
                 root,
@@ -252,7 +246,11 @@ impl PycDirs {
                 .clone(),
             _ => self.physical_root(root),
         };
-        if !lies_under(ancestor.as_deref(), &missing, &physical_root) {
+        let inside = match &ancestor {
+            Some(_) => lies_under(ancestor.as_deref(), &missing, &physical_root),
+            None => self.destinations.check(pyc, source).is_ok(),
+        };
+        if !inside {
             return Err(DirError::Escape(Escape {
                 pyc: pyc.to_owned(),
                 root: root.to_owned(),
@@ -281,6 +279,16 @@ impl PycDirs {
                 pyc::open_dir_at(handle.as_fd(), &name, libc::O_NOFOLLOW).map_err(|source| io_error(text, source))?;
         }
         Ok((handle, ancestor.is_some()))
+    }
+
+    /// Whether `handle` (and `below` it) lies inside `root`, by the path the
+    /// kernel reports for it; where it reports none (no `/proc`), by the
+    /// full check on the path, as before anything is created.
+    fn handle_inside(&self, handle: &OwnedFd, below: &[&OsStr], root: &Path, pyc: &Path, source: &Path) -> bool {
+        match physical_path(handle.as_fd()) {
+            Some(path) => lies_under(Some(&path), below, &self.physical_root(root)),
+            None => self.destinations.check(pyc, source).is_ok(),
+        }
     }
 
     /// `os.makedirs` step by step on the path, after the full check (as
@@ -351,7 +359,7 @@ fn physical_path(handle: BorrowedFd<'_>) -> Option<PathBuf> {
 }
 
 /// Whether `physical` joined with `below` lies inside `root` (or is it).
-/// Unknown (`None`) passes: the checks before creation stand alone then.
+/// Unknown (`None`) passes: callers check by path then.
 fn lies_under(physical: Option<&Path>, below: &[&OsStr], root: &Path) -> bool {
     let Some(physical) = physical else {
         return true;
