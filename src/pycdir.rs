@@ -173,18 +173,16 @@ impl PycDirs {
         // for levels `create` made below an ancestor it checked.
         let (handle, created, unchecked) = match opened {
             Ok(handle) => (handle, false, true),
-            Err(err) => match err {
-                err if err.raw_os_error() == Some(libc::ENOENT) => {
-                    let (handle, checked) = self.create(dir, pyc, source, &root)?;
-                    (Arc::new(handle), true, !checked)
-                }
-                _ => {
-                    // Not a directory, no permission…: py_compile's makedirs
-                    // gives the error Python would, or its temp file's open.
-                    self.create_by_path(dir, pyc, source)?;
-                    (Arc::new(open_or_fail_as_write(dir, pyc)?), false, true)
-                }
-            },
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                let (handle, checked) = self.create(dir, pyc, source, &root)?;
+                (Arc::new(handle), true, !checked)
+            }
+            Err(_) => {
+                // Not a directory, no permission…: py_compile's makedirs
+                // gives the error Python would, or its temp file's open.
+                self.create_by_path(dir, pyc, source)?;
+                (Arc::new(open_or_fail_as_write(dir, pyc)?), false, true)
+            }
         };
         if !created && !r.seen {
             pyc::sweep_stale_temps_at(handle.as_fd());

@@ -216,8 +216,7 @@ fn rename_into_place(
 ) -> Result<(), WriteError> {
     let fd = dir.as_raw_fd();
     // SAFETY: both names are valid C strings relative to the open `dir`.
-    if unsafe { libc::renameat(fd, tmp_name.as_ptr(), fd, name.as_ptr()) } != 0 {
-        let source = io::Error::last_os_error();
+    if let Err(source) = checked(unsafe { libc::renameat(fd, tmp_name.as_ptr(), fd, name.as_ptr()) }) {
         // As in _write_atomic, a failed unlink is ignored: the first error matters.
         unlink_at(dir, tmp_name);
         return Err(WriteError::Rename {
@@ -293,11 +292,7 @@ fn link_unnamed(file: &OwnedFd, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<
                 libc::AT_EMPTY_PATH,
             )
         };
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        checked(status)
     };
     let proc = || {
         let link = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
@@ -311,11 +306,7 @@ fn link_unnamed(file: &OwnedFd, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<
                 libc::AT_SYMLINK_FOLLOW,
             )
         };
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        checked(status)
     };
     match WAY.load(Ordering::Relaxed) {
         EMPTY_PATH => empty_path(),
@@ -364,15 +355,21 @@ fn write_all(file: &OwnedFd, header: &[u8], body: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A libc call's status as a `Result`: 0 is success, anything else `errno`.
+fn checked(status: libc::c_int) -> io::Result<()> {
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Close and report a failed close, as Python's `FileIO.close` does (NFS,
 /// for one, reports write errors only there).
 fn close(file: OwnedFd) -> io::Result<()> {
     let fd = file.into_raw_fd();
     // SAFETY: `fd` was just released by `into_raw_fd`, so this is its only owner.
-    if unsafe { libc::close(fd) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    checked(unsafe { libc::close(fd) })
 }
 
 fn unlink_at(dir: BorrowedFd<'_>, name: &CStr) {
@@ -445,11 +442,7 @@ pub fn link_at(dir: BorrowedFd<'_>, existing: &Path, cfile: &Path) -> Result<(),
     let (tmp, tmp_name) = create_temp_name(cfile, TempKind::Link, |tmp_name| {
         // SAFETY: valid fd and C strings; no flags: `from` is a regular file.
         let status = unsafe { libc::linkat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), tmp_name.as_ptr(), 0) };
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        checked(status)
     })?;
     rename_into_place(dir, &tmp, &tmp_name, cfile, &name)
 }
