@@ -6,12 +6,14 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// Environment variables precompyle reads, in one place so `--help` and the
 /// README can name them.
 pub mod env {
     pub const PYTHON: &str = "PRECOMPYLE_PYTHON";
+    /// Set by `python -m precompyle` to the interpreter running it.
+    pub const DEFAULT_PYTHON: &str = "PRECOMPYLE_DEFAULT_PYTHON";
     pub const BACKEND: &str = "PRECOMPYLE_BACKEND";
     pub const TARGET: &str = "PRECOMPYLE_TARGET";
     pub const PYCACHE_PREFIX: &str = "PYTHONPYCACHEPREFIX";
@@ -103,7 +105,8 @@ pub struct Cli {
     pub help: Option<bool>,
 
     /// Target interpreter: asked once for version, magic number and cache tag [default: python3.X
-    /// for --target 3.X, then python3].
+    /// for --target 3.X, then python3; under `python -m precompyle`, the interpreter running it
+    /// first].
     #[arg(long, value_name = "PATH", env = env::PYTHON, help_heading = OWN)]
     pub python: Option<PathBuf>,
 
@@ -148,6 +151,15 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The command line of this process, exiting on `--help`, `--version`
+    /// and errors as clap does. `--version` also names the native compiler
+    /// and the CPython releases it reproduces.
+    pub fn parse_args() -> Cli {
+        let version = format!("{} ({})", env!("CARGO_PKG_VERSION"), crate::backend::native::describe());
+        let matches = Cli::command().version(version).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// The walk depth `-r`/`-l` ask for (`-r` wins), or `None` for
     /// compileall's version-dependent default.
     pub fn depth_flag(&self) -> Option<i64> {

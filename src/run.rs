@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use clap::Parser;
-
 use crate::cli::Cli;
 use crate::engine::Engine;
 use crate::filelist::{FileListError, read_file_list};
@@ -31,11 +29,20 @@ pub fn interrupted() -> bool {
 
 pub fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let env = Environment::read();
     // The interpreter starts while the tree is walked: neither needs the other.
     let (backend, wanted, python) = (cli.backend, cli.target, cli.python.clone());
-    let probe = std::thread::spawn(move || select(backend, wanted, python.as_deref(), &Target::probe));
+    let default_python = env.default_python.clone();
+    let probe = std::thread::spawn(move || {
+        select(
+            backend,
+            wanted,
+            python.as_deref(),
+            default_python.as_deref(),
+            &Target::probe,
+        )
+    });
     let flist = cli.flist.clone();
     let file_list = flist.as_deref().map(read_file_list).transpose();
     let prewalk = match &file_list {

@@ -1,10 +1,12 @@
 //! Which version to compile for and who compiles: `--target`, `--python` and
 //! `--backend` resolved into one [`Target`], at start, before any file.
 //!
-//! The rule (also in `--help` and the README):
+//! The rule (also in `--help`, the README and docs/backends.md):
 //! - the target is `--target`, else the version of the interpreter;
 //! - the interpreter is `--python`, else `python3.X` for `--target 3.X`,
-//!   else `python3`;
+//!   else `python3`; a default interpreter (`PRECOMPYLE_DEFAULT_PYTHON`,
+//!   which `python -m precompyle` sets to the interpreter running it) is
+//!   tried before those two, and replaces `python3` without `--target`;
 //! - `cpython` needs that interpreter, of the target version;
 //! - `native` needs serc to know the version, and an interpreter only when
 //!   no `--target` names the version;
@@ -51,9 +53,10 @@ pub fn select(
     backend: BackendArg,
     wanted: Option<(u32, u32)>,
     python: Option<&Path>,
+    default_python: Option<&Path>,
     probe: &dyn Fn(&Path) -> Result<Target, TargetError>,
 ) -> Result<Target, SelectError> {
-    let candidates = interpreters(wanted, python);
+    let candidates = interpreters(wanted, python, default_python);
     match (backend, wanted) {
         (BackendArg::Native, Some(version)) => native_target(version, ""),
         (BackendArg::Native, None) => {
@@ -85,12 +88,17 @@ pub fn select(
 }
 
 /// The interpreters to ask, in order.
-fn interpreters(wanted: Option<(u32, u32)>, python: Option<&Path>) -> Vec<PathBuf> {
-    match (python, wanted) {
-        (Some(python), _) => vec![python.to_owned()],
-        (None, Some((major, minor))) => vec![format!("python{major}.{minor}").into(), "python3".into()],
-        (None, None) => vec!["python3".into()],
+fn interpreters(wanted: Option<(u32, u32)>, python: Option<&Path>, default: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(python) = python {
+        return vec![python.to_owned()];
     }
+    let mut found: Vec<PathBuf> = default.into_iter().map(Path::to_owned).collect();
+    match wanted {
+        Some((major, minor)) => found.extend([format!("python{major}.{minor}").into(), "python3".into()]),
+        None if found.is_empty() => found.push("python3".into()),
+        None => {}
+    }
+    found
 }
 
 fn native_target(version: (u32, u32), hint: &'static str) -> Result<Target, SelectError> {
@@ -180,7 +188,7 @@ mod tests {
             (Cpython, Some((3, 12)), None, none, None),
         ];
         for &(backend, wanted, python, interpreters, expected) in cases {
-            let chosen = select(backend, wanted, python.map(Path::new), &machine(interpreters))
+            let chosen = select(backend, wanted, python.map(Path::new), None, &machine(interpreters))
                 .ok()
                 .map(|t| (t.compiler, t.version.1));
             assert_eq!(
@@ -188,6 +196,40 @@ mod tests {
                 "{backend:?} --target {wanted:?} --python {python:?} on {interpreters:?}"
             );
         }
+    }
+
+    /// `python -m precompyle` run by a python3.12 while python3 is 3.11:
+    /// that python3.12 is the target unless the command line names another.
+    #[test]
+    fn the_default_interpreter_comes_first() {
+        let interpreters: &[(&str, u32)] = &[("python3", 11), ("/venv/bin/python", 12), ("python3.13", 13)];
+        let pick = |backend, wanted, python: Option<&str>| {
+            select(
+                backend,
+                wanted,
+                python.map(Path::new),
+                Some(Path::new("/venv/bin/python")),
+                &machine(interpreters),
+            )
+            .ok()
+            .map(|t| (t.compiler, t.version.1, t.executable))
+        };
+        let cpython = |minor, path: &str| Some((Compiler::Cpython, minor, Some(PathBuf::from(path))));
+        assert_eq!(pick(BackendArg::Auto, None, None), cpython(12, "/venv/bin/python"));
+        assert_eq!(
+            pick(BackendArg::Cpython, Some((3, 12)), None),
+            cpython(12, "/venv/bin/python")
+        );
+        assert_eq!(
+            pick(BackendArg::Cpython, Some((3, 13)), None),
+            cpython(13, "python3.13")
+        );
+        assert_eq!(pick(BackendArg::Auto, Some((3, 11)), None), cpython(11, "python3"));
+        assert_eq!(pick(BackendArg::Auto, None, Some("python3")), cpython(11, "python3"));
+        assert_eq!(
+            pick(BackendArg::Native, None, None).map(|(c, v, _)| (c, v)),
+            Some((Compiler::Native, 12))
+        );
     }
 
     #[test]

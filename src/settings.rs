@@ -78,6 +78,8 @@ pub struct FileListError(pub OsString);
 /// What the environment says, read once by `main`.
 #[derive(Debug, Default, Clone)]
 pub struct Environment {
+    /// The interpreter `python -m precompyle` runs under (select.rs).
+    pub default_python: Option<PathBuf>,
     pub pycache_prefix: Option<OsString>,
     pub source_date_epoch: Option<OsString>,
     pub no_color: bool,
@@ -88,6 +90,9 @@ impl Environment {
     pub fn read() -> Environment {
         use std::io::IsTerminal;
         Environment {
+            default_python: std::env::var_os(cli::env::DEFAULT_PYTHON)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             pycache_prefix: std::env::var_os(cli::env::PYCACHE_PREFIX),
             source_date_epoch: std::env::var_os(cli::env::SOURCE_DATE_EPOCH),
             no_color: std::env::var_os(cli::env::NO_COLOR).is_some_and(|v| !v.is_empty()),

@@ -5,7 +5,7 @@
 //! reports the file as timed out and starts a replacement thread, and the
 //! abandoned thread, when its compile finally returns, drops the result and
 //! ends without writing or reporting anything (or the process exits first).
-//! serc is slow on some chains CPython compiles (README, "Nesting limits"):
+//! serc is slow on some chains CPython compiles (docs/backends.md, "Nesting limits"):
 //! 2,992 `not`s take ~9 s, 5,967 minutes.
 //!
 //! The race between a compile finishing and the watchdog giving up on it is

@@ -28,6 +28,19 @@ pub fn supported() -> impl Iterator<Item = (PythonVersion, serc::CpythonTarget)>
     .map(|v| (v, v.target()))
 }
 
+/// The serc release compiled in: `Cargo.toml` pins it exactly (a unit test
+/// keeps the two equal).
+pub const SERC_VERSION: &str = "0.1.10";
+
+/// What the native backend reproduces, for `--version`:
+/// `serc 0.1.10: CPython 3.12.14, 3.13.15, 3.14.5, 3.15.0rc2`.
+pub fn describe() -> String {
+    let releases: Vec<&str> = supported()
+        .map(|(_, target)| target.tag.trim_start_matches('v'))
+        .collect();
+    format!("serc {SERC_VERSION}: CPython {}", releases.join(", "))
+}
+
 /// serc's name for a minor version, if it compiles for it.
 pub fn version_for(minor: (u32, u32)) -> Option<PythonVersion> {
     supported()

@@ -85,7 +85,7 @@ fn native_without_python_matches_compileall() {
     assert!(theirs_pycs.len() > 50, "only {} pycs", theirs_pycs.len());
     // The edge fixtures compile to equal code objects. Some stdlib modules
     // use code generation that changed between 3.13.0 and serc's 3.13.15
-    // (the README's differential check sorts those out), so for them the
+    // (docs/exactness.md's differential check sorts those out), so for them the
     // header and the shape must match and every pyc must load.
     let differ = compare_code_objects(&python, &ours, &theirs);
     let unexpected: Vec<&String> = differ.iter().filter(|line| !(line.starts_with("code lib/"))).collect();

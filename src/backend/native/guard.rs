@@ -2,7 +2,7 @@
 //! them. serc recurses (and, on some chains, takes cubic time) where
 //! CPython gives up early with `MemoryError` (its parser's stack of 6,000
 //! rule frames) or `RecursionError` (its AST passes' depth limit). Both are
-//! measured in `scripts/nesting-limits.py`'s terms; see the README.
+//! measured in `scripts/nesting-limits.py`'s terms; see docs/backends.md.
 //!
 //! Two passes. [`nesting_bound`] reads the bytes once and returns an upper
 //! bound on the depth; almost every real file is far below any limit and

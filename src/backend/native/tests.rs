@@ -44,7 +44,7 @@ fn interpreter_agrees(python: &std::path::Path, source: &str, body: &[u8], optim
 /// string, serc's 3.12.14 as interned), and 3.12's line tables changed
 /// after 3.12.1 (asserts, inlined comprehensions), so for 3.12 positions
 /// are left out. Left out of the sources altogether, because their code
-/// changed between these releases (see the README's differential check):
+/// changed between these releases (see docs/exactness.md, the differential check):
 /// inlined comprehensions (3.13) and nested f-string format specs (3.12).
 const SOURCES: &[&str] = &[
     "x = 1\n",
@@ -215,4 +215,22 @@ fn bodies_too_deep_for_marshal_are_refused_as_cpython_refuses_them() {
         // counts it refuses one of each pair (2n+3 and 2n+7 levels).
         assert_eq!(refused, 2, "3.{minor}");
     }
+}
+
+/// `--version` names the serc release that is really compiled in: the
+/// constant follows the exact pin in Cargo.toml and the lock file.
+#[test]
+fn serc_version_is_the_pinned_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("serc = \"={SERC_VERSION}\"")),
+        "Cargo.toml does not pin serc ={SERC_VERSION}"
+    );
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    assert!(lock.contains(&format!("name = \"serc\"\nversion = \"{SERC_VERSION}\"")));
+    assert_eq!(
+        describe(),
+        format!("serc {SERC_VERSION}: CPython 3.12.14, 3.13.15, 3.14.5, 3.15.0rc2")
+    );
 }
