@@ -20,6 +20,8 @@ pub mod env {
     pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
     pub const TIMEOUT: &str = "PRECOMPYLE_TIMEOUT";
     pub const NO_COLOR: &str = "NO_COLOR";
+    pub const CACHE_DIR: &str = "PRECOMPYLE_CACHE_DIR";
+    pub const CACHE_MAX_SIZE: &str = "PRECOMPYLE_CACHE_MAX_SIZE";
 }
 
 const OWN: &str = "precompyle options";
@@ -145,6 +147,14 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Text, help_heading = OWN)]
     pub format: Format,
 
+    /// Keep each compile's result in DIR and take it from there in later runs (off unless given).
+    #[arg(long, value_name = "DIR", env = env::CACHE_DIR, help_heading = OWN)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Largest the cache may grow (K, M, G, T); least recently used entries are removed first.
+    #[arg(long, value_name = "SIZE", env = env::CACHE_MAX_SIZE, default_value = "2G", value_parser = parse_size, help_heading = OWN)]
+    pub cache_max_size: u64,
+
     /// Never draw a progress bar.
     #[arg(long, help_heading = OWN)]
     pub no_progress: bool,
@@ -178,6 +188,28 @@ fn parse_target(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// `--cache-max-size`: bytes, or a number with K, M, G or T (powers of
+/// 1024; `KiB`, `MB` and `GiB` are read the same way).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("expected a size such as 500M or 2G, got '{text}'")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 500M or 2G, got '{text}'"))?;
+    Ok((value * (1u64 << shift) as f64) as u64)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
     Auto,
@@ -199,4 +231,30 @@ pub enum InvalidationModeArg {
 pub enum Format {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        let cases = [
+            ("0", Some(0)),
+            ("1234", Some(1234)),
+            ("500M", Some(500 << 20)),
+            ("2G", Some(2 << 30)),
+            ("2GiB", Some(2 << 30)),
+            ("1.5g", Some(3 << 29)),
+            ("10 KB", Some(10 << 10)),
+            ("1T", Some(1 << 40)),
+            ("", None),
+            ("G", None),
+            ("12Q", None),
+            ("-1G", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_size(text).ok(), expected, "{text:?}");
+        }
+    }
 }

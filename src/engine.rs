@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cache::Cache;
 use crate::file::{FileDecider, compile_failed};
 use crate::prewalk::{Item, ItemKind, Prewalk, walk};
 use crate::report::{FileReport, FileResult, Printer};
@@ -50,7 +51,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(settings: &'static Settings, target: &'static Target) -> Engine {
+    pub fn new(settings: &'static Settings, target: &'static Target, cache: Option<&'static Cache>) -> Engine {
         let (threads, stack, watch) = match target.compiler {
             // More threads than Python workers, so the Rust side (reading,
             // hashing, writing) never leaves a worker idle.
@@ -60,7 +61,7 @@ impl Engine {
         };
         Engine {
             settings,
-            decider: Arc::new(FileDecider::new(settings, target)),
+            decider: Arc::new(FileDecider::new(settings, target, cache)),
             threads,
             stack,
             watch,

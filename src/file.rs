@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use crate::backend::cpython::{CpythonPool, PoolConfig};
 use crate::backend::native::{self, NativeBackend};
 use crate::backend::{Backend, CompileFailure, CompileJob, FailureKind};
+use crate::cache::Cache;
 use crate::destination::Destinations;
 use crate::dfile::Dfile;
 use crate::layout::Layout;
@@ -36,10 +37,12 @@ pub struct FileDecider {
     backend: OnceLock<Result<Box<dyn Backend>, String>>,
     /// The pyc directories, opened once each.
     dirs: PycDirs,
+    /// `--cache-dir`: asked before the backend, which a hit never starts.
+    cache: Option<&'static Cache>,
 }
 
 impl FileDecider {
-    pub fn new(settings: &'static Settings, target: &'static Target) -> FileDecider {
+    pub fn new(settings: &'static Settings, target: &'static Target, cache: Option<&'static Cache>) -> FileDecider {
         let layout = Layout {
             cache_tag: target.cache_tag.clone(),
             version: target.minor_version(),
@@ -56,6 +59,7 @@ impl FileDecider {
                 &settings.cwd,
             ),
             layout,
+            cache,
         }
     }
 
@@ -276,18 +280,15 @@ impl FileDecider {
             None => self.read_stamped(plan).map_err(|e| read_failed(plan, &e))?,
         };
         let header = pyc::header(self.target.magic, s.mode, stamp);
-        let backend = self.backend()?;
         let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
         let mut previous: Option<(&Path, Vec<u8>)> = None;
         for ((level, pyc_path), &missing) in plan.pycs.iter().zip(missing) {
             self.check_destination(pyc_path)?;
-            let body = backend
-                .compile(CompileJob {
-                    source: &source,
-                    filename,
-                    optimize: *level,
-                })
-                .map_err(compile_failed)?;
+            let body = self.compile(CompileJob {
+                source: &source,
+                filename,
+                optimize: *level,
+            })?;
             let dir = self.dirs.writable(pyc_path, plan.fullname).map_err(|e| match e {
                 DirError::Escape(escape) => failed(ErrorKind::OutsideRoot, escape.to_string(), true),
                 DirError::Write(error) => write_failed(&error),
@@ -311,6 +312,20 @@ impl FileDecider {
             previous = Some((pyc_path.as_path(), body));
         }
         Ok(())
+    }
+
+    /// The backend's result for `job`, or the cache's when it has one.
+    fn compile(&self, job: CompileJob<'_>) -> Result<Vec<u8>, FileResult> {
+        let Some(cache) = self.cache else {
+            return self.backend()?.compile(job).map_err(compile_failed);
+        };
+        let key = cache.key(&job);
+        if let Some(kept) = cache.get(&key) {
+            return kept.map_err(compile_failed);
+        }
+        let result = self.backend()?.compile(job);
+        cache.put(&key, &result);
+        result.map_err(compile_failed)
     }
 
     fn backend(&self) -> Result<&dyn Backend, FileResult> {

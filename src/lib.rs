@@ -20,6 +20,7 @@
 //! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
 
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod destination;
 pub mod dfile;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cache::CacheReport;
 use crate::cli::Format;
 use crate::pyc::Staleness;
 use crate::pyrepr::repr_path;
@@ -110,6 +111,7 @@ pub struct Printer {
     errors: Vec<JsonError>,
     stale: Vec<JsonStale>,
     file_list_error: bool,
+    cache: Option<CacheReport>,
 }
 
 impl Printer {
@@ -134,7 +136,13 @@ impl Printer {
             errors: Vec::new(),
             stale: Vec::new(),
             file_list_error: false,
+            cache: None,
         }
+    }
+
+    /// What the compile cache did, for the summary.
+    pub fn cache(&mut self, report: CacheReport) {
+        self.cache = Some(report);
     }
 
     fn text(&self) -> bool {
@@ -288,6 +296,7 @@ impl Printer {
                 "elapsed_seconds": elapsed.as_secs_f64(),
                 "errors": &self.errors,
                 "stale": &self.stale,
+                "cache": &self.cache,
                 "exit_code": code,
             });
             let _ = writeln!(self.out, "{doc:#}");
@@ -295,6 +304,12 @@ impl Printer {
         let _ = self.out.flush();
         if self.quiet < 2 && self.format == Format::Text {
             eprintln!("{}", self.summary(target, elapsed));
+            if let Some(cache) = &self.cache {
+                for notice in &cache.notices {
+                    eprintln!("precompyle: cache: {notice}");
+                }
+                eprintln!("{}", cache_summary(cache));
+            }
         }
         code
     }
@@ -319,6 +334,28 @@ impl Printer {
             }
         )
     }
+}
+
+fn cache_summary(c: &CacheReport) -> String {
+    let mut line = format!(
+        "precompyle: cache {}: {} hits, {} misses, {} stored ({})",
+        c.dir,
+        c.hits,
+        c.misses,
+        c.stored,
+        megabytes(c.stored_bytes)
+    );
+    if c.invalid > 0 {
+        line += &format!(", {} invalid ignored", c.invalid);
+    }
+    if c.evicted > 0 {
+        line += &format!(", {} evicted ({})", c.evicted, megabytes(c.evicted_bytes));
+    }
+    line
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// Print a usage or start-up error the way argparse-style tools do.

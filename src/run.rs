@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::cache::Cache;
 use crate::cli::Cli;
 use crate::engine::Engine;
 use crate::filelist::{FileListError, read_file_list};
@@ -91,7 +92,14 @@ pub fn main() -> ExitCode {
     // what they read lives as long as the process.
     let settings: &'static Settings = Box::leak(Box::new(settings));
     let target: &'static Target = Box::leak(Box::new(target));
-    Engine::new(settings, target).run(&mut printer, prewalk);
+    let cache: Option<&'static Cache> = settings
+        .cache
+        .clone()
+        .map(|config| &*Box::leak(Box::new(Cache::new(config, target))));
+    Engine::new(settings, target, cache).run(&mut printer, prewalk);
+    if let Some(report) = cache.and_then(Cache::finish) {
+        printer.cache(report);
+    }
     let interrupted = INTERRUPTED.load(Ordering::SeqCst);
     let code = printer.finish(target, started.elapsed(), interrupted);
     ExitCode::from(if interrupted { 130 } else { code })

@@ -6,6 +6,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cache::CacheSettings;
 use crate::cli::{self, Cli, Format, InvalidationModeArg};
 use crate::dfile::DfileRules;
 use crate::pyc::InvalidationMode;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub color: bool,
     /// Physical cwd (`os.getcwd()`).
     pub cwd: PathBuf,
+    /// `--cache-dir`; never with `--check`, which compiles nothing.
+    pub cache: Option<CacheSettings>,
 }
 
 /// A usage error: printed as `precompyle: error: …`, exit 2 (like argparse).
@@ -78,6 +81,8 @@ pub struct FileListError(pub OsString);
 /// What the environment says, read once by `main`.
 #[derive(Debug, Default, Clone)]
 pub struct Environment {
+    /// What workers inherit (the compile cache keys on it).
+    pub hash_seed: Option<OsString>,
     /// The interpreter `python -m precompyle` runs under (select.rs).
     pub default_python: Option<PathBuf>,
     pub pycache_prefix: Option<OsString>,
@@ -90,6 +95,7 @@ impl Environment {
     pub fn read() -> Environment {
         use std::io::IsTerminal;
         Environment {
+            hash_seed: std::env::var_os("PYTHONHASHSEED"),
             default_python: std::env::var_os(cli::env::DEFAULT_PYTHON)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
@@ -203,6 +209,11 @@ impl Settings {
             format: cli.format,
             progress: !cli.no_progress && quiet == 0 && env.stderr_is_terminal && cli.format == Format::Text,
             color: !env.no_color,
+            cache: cli.cache_dir.filter(|_| !cli.check).map(|dir| CacheSettings {
+                dir: lexical_absolute(&dir, &cwd),
+                max_size: cli.cache_max_size,
+                hash_seed: env.hash_seed.clone(),
+            }),
             cwd,
         };
         if no_args {

@@ -15,6 +15,7 @@ import sys, os, json, importlib.util
 print(json.dumps({
     "implementation": sys.implementation.name,
     "version": list(sys.version_info[:3]),
+    "build": sys.version,
     "magic": importlib.util.MAGIC_NUMBER.hex(),
     "cache_tag": sys.implementation.cache_tag,
     "optimize": sys.flags.optimize,
@@ -32,6 +33,10 @@ pub struct Target {
     pub implementation: String,
     /// (major, minor, micro).
     pub version: (u32, u32, u32),
+    /// `sys.version`: release and build (date, compiler), or for native
+    /// serc's release; part of the compile cache's key.
+    #[serde(skip)]
+    pub build: String,
     #[serde(serialize_with = "hex")]
     pub magic: [u8; 4],
     /// `sys.implementation.cache_tag`, e.g. `cpython-311`.
@@ -87,6 +92,7 @@ pub enum TargetError {
 struct ProbeAnswer {
     implementation: String,
     version: (u32, u32, u32),
+    build: String,
     magic: String,
     cache_tag: Option<String>,
     optimize: u8,
@@ -144,6 +150,7 @@ impl Target {
         Ok(Target {
             implementation: answer.implementation,
             version: answer.version,
+            build: answer.build,
             magic,
             cache_tag,
             optimize: answer.optimize,
@@ -169,6 +176,7 @@ impl Target {
         Target {
             implementation: release.implementation.to_owned(),
             version: (major.into(), minor.into(), micro.into()),
+            build: format!("serc {} {}", crate::backend::native::SERC_VERSION, release.tag),
             magic: release.magic_number,
             cache_tag: format!("cpython-{major}{minor}"),
             optimize: 0,

@@ -23,6 +23,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Backend, CompileFailure, CompileJob, FailureKind};
+pub use worker::worker_script;
 use worker::{Reply, Worker, WorkerFault};
 
 /// How to start the pool.

@@ -14,6 +14,12 @@ use crate::backend::CompileJob;
 
 const WORKER_SCRIPT: &str = include_str!("worker.py");
 
+/// The script every worker runs: what it does decides the bytes, so the
+/// compile cache keys on it.
+pub fn worker_script() -> &'static str {
+    WORKER_SCRIPT
+}
+
 /// How long a freshly started interpreter may take to say Ready (site
 /// imports on a cold disk can be slow; a wrong binary fails long before).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
