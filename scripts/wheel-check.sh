@@ -14,7 +14,7 @@
 #   uninstall     `pip uninstall` leaves no file named *precompyle* behind
 #   --target      `pip install --target DIR`: `python -m precompyle` finds
 #                 DIR/bin/precompyle and compiles
-# plus, once: the wheel's tag and glibc floor, and `uvx --from WHEEL`.
+# plus, once: the wheel's tag, auditwheel's verdict, and `uvx --from WHEEL`.
 #
 # Usage: scripts/wheel-check.sh [--sdist]
 #   --sdist   also `pip install` the sdist (a full release build from source)
@@ -33,8 +33,9 @@ with_sdist=0
 [[ ${1:-} == --sdist ]] && with_sdist=1
 
 # Pinned so the check is the same everywhere: maturin builds, ziglang links
-# against glibc 2.17, uv is the uvx check.
-tools_pins=(maturin==1.16.0 ziglang==0.17.1 uv==0.13.9)
+# against glibc 2.17, auditwheel gives PyPA's verdict on the tag, uv is the
+# uvx check.
+tools_pins=(maturin==1.16.0 ziglang==0.17.1 auditwheel==6.8.2 uv==0.13.9)
 
 failures=0
 log=/dev/null
@@ -77,15 +78,13 @@ case $wheel in
     ;;
 *) fail tag "unexpected tag: $(basename "$wheel")" ;;
 esac
-unpacked=$work/dist/unpacked
-rm -rf "$unpacked" && mkdir -p "$unpacked"
-python3 -m zipfile -e "$wheel" "$unpacked"
-binary=$(find "$unpacked" -path '*.data/scripts/precompyle')
-newest_glibc=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sort -t. -k2,2n -u | tail -1)
-if [[ $(printf '%s\n' "$newest_glibc" GLIBC_2.17 | sort -t. -k2,2n | tail -1) == GLIBC_2.17 ]]; then
-    pass glibc "newest symbol version $newest_glibc"
+verdict=$(auditwheel show "$wheel" 2>&1)
+if grep -q 'consistent with the following platform tag' <<<"$verdict" &&
+    grep -q '"manylinux_2_17_x86_64"' <<<"$verdict"; then
+    newest=$(grep -o "GLIBC_[0-9.]*" <<<"$verdict" | sort -t. -k2,2n -u | tail -1)
+    pass auditwheel "consistent with manylinux_2_17_x86_64 (newest symbol $newest)"
 else
-    fail glibc "needs $newest_glibc, more than manylinux2014's GLIBC_2.17"
+    fail auditwheel "$verdict"
 fi
 
 # --- one interpreter ------------------------------------------------------

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::{
-    self, compileall, precompyle, pycs_under, python3, run, scratch, stdout_lines, temp_files, verify_pycs_with,
+    self, Tmpfs, compileall, precompyle, pycs_under, python3, run, scratch, stdout_lines, temp_files, verify_pycs_with,
 };
 
 fn write(path: &Path, text: &str) {
@@ -192,33 +192,6 @@ fn symlink_inside_the_prefix_leading_outside_is_refused() {
     assert!(mirror.join("b/n.cpython-311.pyc").exists());
 }
 
-/// Mounts a tmpfs of `kib` KiB at `at`; unmounted on drop. `None` (with a
-/// message) where mounting is not allowed.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, kib: u32) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={kib}k"))
-            .arg("tmpfs")
-            .arg(at)
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("SKIPPED: cannot mount a tmpfs at {} (needs root)", at.display());
-            return None;
-        }
-        Some(Tmpfs(at.to_owned()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// The prefix is a 96 KiB tmpfs and fills up: every file that does not fit
 /// fails with compileall's `OSError: [Errno 28]` text and JSON `errno_name`
 /// ENOSPC; every pyc that exists is complete (compileall 3.11 itself can
@@ -302,22 +275,13 @@ fn read_only_prefix_matches_compileall() {
     write(&base.join("t/sub/b.py"), "b = 1\n");
     let prefix = base.join("pfx");
     std::fs::create_dir_all(&prefix).unwrap();
-    let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let nobody = support::NOBODY;
+    let Some(system_python) = support::python_for_nobody() else {
+        return;
+    };
     let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&base).status();
     assert!(status.is_ok_and(|s| s.success()), "chown");
     std::fs::set_permissions(&prefix, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
-    // pyenv's interpreters live under /root, which nobody cannot enter.
-    let system_python = Path::new("/usr/bin/python3");
-    let probe = Command::new(nobody[0])
-        .args(&nobody[1..])
-        .arg(system_python)
-        .arg("-c")
-        .arg("import compileall")
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: uid 65534 cannot run {}", system_python.display());
-        return;
-    }
     let mut oracle = Command::new(nobody[0]);
     support::clear_python_env(&mut oracle);
     oracle

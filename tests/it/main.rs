@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cache;
 mod changing;
 mod check;
 mod destinations;

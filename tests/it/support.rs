@@ -354,3 +354,53 @@ pub fn verify_pycs_with(python: &Path, tree: &Path, prefix: Option<&Path>) -> Ve
     let bad = lines.into_iter().filter(|l| l.starts_with("BAD ")).collect();
     Verdict { checked, bad }
 }
+
+/// Mounts a tmpfs of `kib` KiB at `at`; unmounted on drop. `None` (with a
+/// message) where mounting is not allowed.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, kib: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={kib}k"))
+            .arg("tmpfs")
+            .arg(at)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: cannot mount a tmpfs at {} (needs root)", at.display());
+            return None;
+        }
+        Some(Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Runs a command as uid/gid 65534 (`nobody`), for permission tests that
+/// root would pass through.
+pub const NOBODY: [&str; 4] = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// The interpreter such tests use as `nobody` (pyenv's live under /root,
+/// which nobody cannot enter), if nobody can run it here; otherwise `None`
+/// with a message saying the test is skipped.
+pub fn python_for_nobody() -> Option<&'static Path> {
+    let python = Path::new("/usr/bin/python3");
+    let probe = Command::new(NOBODY[0])
+        .args(&NOBODY[1..])
+        .arg(python)
+        .arg("-c")
+        .arg("import compileall")
+        .status();
+    if probe.is_ok_and(|s| s.success()) {
+        Some(python)
+    } else {
+        eprintln!("SKIPPED: uid 65534 cannot run {} (needs root)", python.display());
+        None
+    }
+}

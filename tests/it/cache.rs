@@ -1,0 +1,359 @@
+//! `--cache-dir` against the oracle: with an empty cache and with a warm
+//! one, the pycs and the lines printed are compileall's, for every
+//! invalidation mode and with a prefix; a warm cache starts no worker, even
+//! for a tree with a syntax error; damaged entries, two runs at once, a
+//! read-only and a full cache change nothing in the output.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{self, Tmpfs, diff_pycs, precompyle, pycs_under, python3, run, scratch, stdout_lines};
+
+/// json, email and a file with a syntax error: real code and a cached
+/// failure.
+fn sample(python: &Path, dir: &Path) -> PathBuf {
+    let tree = support::stdlib_sample(python, dir, "tree", &["json", "email"]);
+    std::fs::write(tree.join("broken.py"), "def f(:\n    pass\n").unwrap();
+    tree
+}
+
+/// How many `.py` files `tree` holds: each is one compile per level.
+fn sources(tree: &Path) -> u64 {
+    walkdir::WalkDir::new(tree)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension() == Some(OsStr::new("py")))
+        .count() as u64
+}
+
+/// "N hits, M misses, S stored" from the cache's summary line.
+fn cache_counts(out: &Output) -> (u64, u64, u64) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("precompyle: cache "))
+        .unwrap_or_else(|| panic!("no cache line in: {stderr}"));
+    let number = |word: &str| -> u64 {
+        let before = line[..line.find(word).unwrap_or_else(|| panic!("{word} in {line}"))].trim_end();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (number(" hits"), number(" misses"), number(" stored"))
+}
+
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    prefix: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "timestamp",
+        args: &[],
+        env: &[],
+        prefix: false,
+    },
+    Case {
+        name: "checked-hash",
+        args: &["--invalidation-mode", "checked-hash"],
+        env: &[],
+        prefix: false,
+    },
+    Case {
+        name: "unchecked-hash, -o 0 -o 2",
+        args: &["--invalidation-mode", "unchecked-hash", "-o", "0", "-o", "2"],
+        env: &[],
+        prefix: false,
+    },
+    Case {
+        name: "SOURCE_DATE_EPOCH, -d",
+        args: &["-d", "/app"],
+        env: &[("SOURCE_DATE_EPOCH", "1700000000")],
+        prefix: false,
+    },
+    Case {
+        name: "prefix",
+        args: &[],
+        env: &[],
+        prefix: true,
+    },
+];
+
+/// Each case twice over one cache (empty, then warm), each time compared
+/// with compileall on a fresh copy of the tree at the same path.
+#[test]
+fn empty_and_warm_cache_match_compileall() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let n = sources(&tree);
+    for case in CASES {
+        let cache = s.path().join(format!("cache-{}", case.name));
+        let work = s.path().join(format!("work-{}", case.name));
+        std::fs::create_dir(&work).unwrap();
+        let prefix: OsString = work.join("pfx").into();
+        let mut oracle_cmd: Vec<&OsStr> = vec![OsStr::new("-m"), OsStr::new("compileall")];
+        if case.prefix {
+            oracle_cmd = vec![OsStr::new("-c"), OsStr::new(support::COMPILEALL_WITH_PREFIX), &prefix];
+        }
+        let mut args: Vec<&OsStr> = case.args.iter().map(OsStr::new).collect();
+        args.extend([OsStr::new("-q"), OsStr::new("tree")]);
+        let mut ours = vec![OsStr::new("--cache-dir"), cache.as_os_str()];
+        if case.prefix {
+            ours.extend([OsStr::new("--prefix"), &prefix]);
+        }
+        ours.extend(&args);
+        let env: Vec<(&str, &OsStr)> = case.env.iter().map(|(k, v)| (*k, OsStr::new(v))).collect();
+        // Each level is one compile, but broken.py fails at its first.
+        let levels = if case.args.contains(&"-o") { 2 } else { 1 };
+        let compiles = levels * (n - 1) + 1;
+        for (round, expected) in [("empty", (0, compiles, compiles)), ("warm", (compiles, 0, 0))] {
+            let p = support::parity_with(&python, &tree, &work, &oracle_cmd, &args, &ours, &env, &env);
+            let what = format!("{} with the {round} cache", case.name);
+            assert_eq!(p.ours.status.code(), Some(1), "{what}: the syntax error fails");
+            assert_eq!(p.oracle.status.code(), Some(1), "{what}");
+            assert_eq!(stdout_lines(&p.ours), stdout_lines(&p.oracle), "{what}");
+            assert!(!p.oracle_pycs.is_empty());
+            assert_eq!(diff_pycs(&p.oracle_pycs, &p.our_pycs), "", "{what}");
+            assert_eq!(cache_counts(&p.ours), expected, "{what}: hits, misses, stored");
+        }
+    }
+}
+
+/// The native backend reads and writes the cache the same way: the pycs of
+/// a warm run are those of a run without the cache, and CPython 3.13 loads
+/// them.
+#[test]
+fn native_output_is_the_same_with_and_without_the_cache() {
+    let s = scratch();
+    let tree = sample(&python3(), s.path());
+    let n = sources(&tree);
+    let cache = s.path().join("cache");
+    let mut outputs = Vec::new();
+    for with_cache in [false, true, true] {
+        support::remove_pycaches(&tree);
+        let mut cmd = precompyle();
+        cmd.args(["--backend", "native", "--target", "3.13", "-q"]).arg(&tree);
+        if with_cache {
+            cmd.arg("--cache-dir").arg(&cache);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        outputs.push((stdout_lines(&out), pycs_under(&tree), out));
+    }
+    assert_eq!(cache_counts(&outputs[1].2), (0, n, n));
+    assert_eq!(cache_counts(&outputs[2].2), (n, 0, 0));
+    for (lines, pycs, _) in &outputs[1..] {
+        assert_eq!(lines, &outputs[0].0);
+        assert_eq!(diff_pycs(&outputs[0].1, pycs), "");
+    }
+    if let Some(py313) = support::pyenv("3.13") {
+        let verdict = support::verify_pycs(&py313, &tree);
+        assert_eq!(verdict.bad, Vec::<String>::new());
+        assert_eq!(verdict.checked as u64, n - 1);
+    }
+}
+
+/// A sitecustomize that logs every interpreter start: the probe, and each
+/// worker. With a warm cache, only the probe starts, also for the file with
+/// a syntax error.
+#[test]
+fn a_warm_cache_starts_no_worker() {
+    let s = scratch();
+    let tree = sample(&python3(), s.path());
+    let site = s.path().join("site");
+    let log = s.path().join("starts.log");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        site.join("sitecustomize.py"),
+        format!("open({:?}, 'a').write('start\\n')\n", log.display().to_string()),
+    )
+    .unwrap();
+    let cache = s.path().join("cache");
+    let mut starts = Vec::new();
+    for _ in 0..2 {
+        support::remove_pycaches(&tree);
+        let _ = std::fs::remove_file(&log);
+        let out = run(precompyle()
+            .env("PYTHONPATH", &site)
+            .args(["--backend", "cpython", "-j", "2", "-q", "--cache-dir"])
+            .arg(&cache)
+            .arg(&tree));
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        starts.push(std::fs::read_to_string(&log).unwrap().lines().count());
+    }
+    assert!(starts[0] >= 2, "the probe and at least one worker: {starts:?}");
+    assert_eq!(starts[1], 1, "only the probe: {starts:?}");
+}
+
+/// Every entry damaged: each is ignored, the pycs are still compileall's,
+/// and the run stores good entries in their place.
+#[test]
+fn damaged_entries_are_ignored_and_replaced() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let n = sources(&tree);
+    let work = s.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let cache = s.path().join("cache");
+    let args = [OsStr::new("-q"), OsStr::new("tree")];
+    let ours = [
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+        OsStr::new("-q"),
+        OsStr::new("tree"),
+    ];
+    support::parity(&python, &tree, &work, &args, &ours, &[]);
+    let entries: Vec<PathBuf> = walkdir::WalkDir::new(cache.join("v1"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    assert_eq!(entries.len() as u64, n);
+    for (i, entry) in entries.iter().enumerate() {
+        let mut bytes = std::fs::read(entry).unwrap();
+        match i % 3 {
+            0 => bytes.truncate(bytes.len() / 2),
+            1 => *bytes.last_mut().unwrap() ^= 1,
+            _ => bytes = b"not an entry".to_vec(),
+        }
+        std::fs::write(entry, bytes).unwrap();
+    }
+    let p = support::parity(&python, &tree, &work, &args, &ours, &[]);
+    assert_eq!(diff_pycs(&p.oracle_pycs, &p.our_pycs), "");
+    assert_eq!(cache_counts(&p.ours), (0, n, n));
+    assert!(String::from_utf8_lossy(&p.ours.stderr).contains(&format!("{n} invalid ignored")));
+    let p = support::parity(&python, &tree, &work, &args, &ours, &[]);
+    assert_eq!(cache_counts(&p.ours), (n, 0, 0));
+    assert_eq!(diff_pycs(&p.oracle_pycs, &p.our_pycs), "");
+}
+
+/// Two runs at once on two copies of a tree, compiled with `-d /app` so
+/// both ask for the same keys: both write compileall's pycs, and the cache
+/// they filled together serves a third run whole.
+#[test]
+fn two_runs_share_one_cache() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let cache = s.path().join("cache");
+    let copies: Vec<PathBuf> = (0..3).map(|i| s.path().join(format!("copy{i}"))).collect();
+    for copy in &copies {
+        support::copy_tree(&tree, copy);
+    }
+    let start = |copy: &Path| {
+        precompyle()
+            .args(["-q", "-d", "/app", "--cache-dir"])
+            .arg(&cache)
+            .arg(copy)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let running: Vec<_> = copies[..2].iter().map(|c| start(c)).collect();
+    for child in running {
+        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(1));
+    }
+    let third = start(&copies[2]).wait_with_output().unwrap();
+    assert_eq!(cache_counts(&third), (sources(&tree), 0, 0));
+    let oracle = s.path().join("oracle");
+    support::copy_tree(&tree, &oracle);
+    support::compileall(
+        &python,
+        s.path(),
+        &[
+            OsStr::new("-q"),
+            OsStr::new("-d"),
+            OsStr::new("/app"),
+            oracle.as_os_str(),
+        ],
+    );
+    let expected = pycs_under(&oracle);
+    for copy in &copies {
+        assert_eq!(diff_pycs(&expected, &pycs_under(copy)), "", "{}", copy.display());
+    }
+}
+
+/// The cache on a 64 KiB tmpfs fills up after a few entries: one notice,
+/// the run goes on storing nothing more, and every pyc is compileall's.
+#[test]
+fn a_full_cache_is_noticed_once() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let cache = s.path().join("cache");
+    let Some(_tmpfs) = Tmpfs::mount(&cache, 64) else { return };
+    let work = s.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let args = [OsStr::new("-q"), OsStr::new("tree")];
+    let ours = [
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+        OsStr::new("-q"),
+        OsStr::new("tree"),
+    ];
+    let p = support::parity(&python, &tree, &work, &args, &ours, &[]);
+    assert_eq!(diff_pycs(&p.oracle_pycs, &p.our_pycs), "");
+    assert_eq!(stdout_lines(&p.ours), stdout_lines(&p.oracle));
+    let stderr = String::from_utf8_lossy(&p.ours.stderr);
+    let notices: Vec<&str> = stderr.lines().filter(|l| l.contains(" is full ")).collect();
+    assert_eq!(notices.len(), 1, "{stderr}");
+    let (_, misses, stored) = cache_counts(&p.ours);
+    assert!(stored > 0 && stored < misses, "{stderr}");
+    let temps = walkdir::WalkDir::new(cache.join("v1/tmp"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(temps, 0, "no partial entry left");
+}
+
+/// A cache its owner made read-only (as uid 65534, which root's permission
+/// bits would not stop): used for reading, with one notice, and the pycs
+/// are those the cache was filled with.
+#[test]
+fn a_read_only_cache_is_read() {
+    let nobody = support::NOBODY;
+    let Some(system_python) = support::python_for_nobody() else {
+        return;
+    };
+    let s = scratch();
+    let base = s.path().canonicalize().unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tree = sample(system_python, &base);
+    let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&base).status();
+    assert!(status.is_ok_and(|s| s.success()), "chown");
+    let as_nobody = |tree: &Path, cache: &Path| {
+        let mut cmd = Command::new(nobody[0]);
+        support::clear_python_env(&mut cmd);
+        cmd.args(&nobody[1..])
+            .arg(env!("CARGO_BIN_EXE_precompyle"))
+            .arg("--python")
+            .arg(system_python)
+            .args(["-q", "-d", "/app", "--cache-dir"])
+            .arg(cache)
+            .arg(tree);
+        run(&mut cmd)
+    };
+    let cache = base.join("cache");
+    as_nobody(&tree, &cache);
+    let filled = pycs_under(&tree);
+    support::remove_pycaches(&tree);
+    std::fs::set_permissions(cache.join("v1"), std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let n = sources(&tree);
+    std::fs::write(tree.join("new.py"), "x = 1\n").unwrap();
+    let out = as_nobody(&tree, &cache);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is read-only: used for reading only"), "{stderr}");
+    assert_eq!(cache_counts(&out), (n, 1, 0), "{stderr}");
+    let again = pycs_under(&tree);
+    assert!(again.contains_key(Path::new("__pycache__/new.cpython-311.pyc")));
+    for (path, bytes) in &filled {
+        assert_eq!(again.get(path), Some(bytes), "{}", path.display());
+    }
+}
