@@ -58,12 +58,18 @@ TARGET_CPYTHON_VS_J0 = {"corpus": 1.3, "x5": 1.8}   # compileall -j0 / CPython b
 TARGET_CPU_OVER_FLOOR = 1.05            # CPython backend CPU / the floor's CPU
 TARGET_FRESH_VS_SERC = 1.5              # serc CLI / native, all-fresh
 TARGET_RSS_MB = 100.0                   # own peak RSS of either backend on the x5 tree
+# Issue 12 (group `cache`): a cold tree with a warm compile cache, and the
+# cost of filling an empty one.
+TARGET_WARM_VS_J0 = 8.0                 # compileall -j0 / a cold tree with a warm cache
+TARGET_WARM_VS_SERC = 3.0               # serc CLI / a cold tree with a warm cache
+TARGET_EMPTY_OVER_NONE = 1.10           # with an empty cache / without a cache
+TARGET_FRESH_CACHE_OVER_NONE = 1.10     # all-fresh with --cache-dir / without (noise allowance)
 # Issues 1 and 3 (group `earlier`).
 TARGET_FRESH_VS_J0 = 25.0
 TARGET_FRESH_VS_SEQ = 3.0
 TARGET_NATIVE_COLD_VS_J0T = 3.0
 
-GROUPS = ("corpus", "wheels", "x5", "fresh", "syscalls", "earlier")
+GROUPS = ("corpus", "wheels", "x5", "fresh", "syscalls", "cache", "earlier")
 DEFAULT_GROUPS = GROUPS[:-1]
 # The x5 tree has at least this many files, whatever the corpus's size.
 X5_MIN_FILES = 55_000
@@ -518,12 +524,14 @@ class Bench:
             "corpus": ["serc", "nat", "pc", "cj0", "floor"],
             "wheels": ["serc", "nat"],
             "x5": ["serc", "nat", "pc", "cj0", "floor"],
+            # Each E (empty cache) and W (warm cache) tool next to the same tool without one.
+            "cache": ["serc", "natW", "pc", "pcE", "cj0", "nat", "pcW", "natE"],
         }
         if "earlier" in args.only:
             self.cold["corpus"] += ["seq", "cjT", "sercchk"]
         self.cold = {g: [k for k in keys if k in self.tools] for g, keys in self.cold.items() if g in args.only}
         self.fresh = [k for k in ("nat", "pc", "serc") + (("cj0", "seq") if "earlier" in args.only else ())
-                      if k in self.tools]
+                      + (("pcC", "natC") if "cache" in args.only else ()) if k in self.tools]
 
     def make_tools(self) -> dict[str, Tool]:
         a, target, pyver = self.args, self.args.target, self.pyver
@@ -543,6 +551,16 @@ class Bench:
         if self.native_ok:
             tools.append(Tool("nat", f"precompyle -q --backend native --target {target}",
                               (a.precompyle, "-q", "--backend", "native", "--target", target)))
+        # The compile cache: E tools run with it emptied first, W tools with it filled
+        # (untimed, at the same path) when empty; C tools run all-fresh with one that
+        # should never be opened.
+        by_key = {tool.key: tool for tool in tools}
+        for key, tool in ((k, by_key[k]) for k in ("pc", "nat") if k in by_key):
+            cache = str(self.scratch / f"cache-{key}")
+            for suffix, what in (("E", "empty cache"), ("W", "warm cache")):
+                tools.append(Tool(key + suffix, f"{tool.label}, {what}", (*tool.argv, "--cache-dir", cache)))
+            tools.append(Tool(key + "C", f"{tool.label}, --cache-dir",
+                              (*tool.argv, "--cache-dir", str(self.scratch / f"cache-never-{key}"))))
         if a.target_python:
             tools.append(Tool("cjT", f"python{target} -m compileall -q -j0",
                               (a.target_python, "-m", "compileall", "-q", "-j0")))
@@ -562,7 +580,13 @@ class Bench:
         return sample
 
     def cold_run(self, group: str, key: str, rep: int) -> None:
-        tool, tree = self.tools[key], self.trees[group]
+        tool, tree = self.tools[key], self.trees["corpus" if group == "cache" else group]
+        cache = self.scratch / f"cache-{key[:-1]}"
+        if key.endswith("E"):
+            remove_tree(cache)
+        if key.endswith("W") and not cache.exists():
+            link_copy(tree.pristine, self.tree)
+            self.measure(group, tool, "setup", rep, self.tree)
         link_copy(tree.pristine, self.tree)
         sample = self.measure(group, tool, "cold", rep, self.tree)
         if key == "floor":
@@ -570,7 +594,7 @@ class Bench:
             sample.pyc_count = int(found.group(1)) if found else None
         else:
             sample.pyc_count = count_pycs(self.tree)
-        if rep == 1 and key in ("nat", "serc", "pc", "cj0"):
+        if rep == 1 and key in ("nat", "serc", "pc", "cj0", "pcE", "pcW", "natE", "natW"):
             self.digests[(group, key)] = pyc_digests(self.tree)
 
     def prepare_fresh(self) -> None:
@@ -592,7 +616,7 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         a, only = self.args, self.args.only
         start = time.monotonic()
-        if only & {"corpus", "x5", "fresh", "earlier"}:
+        if only & {"corpus", "x5", "fresh", "cache", "earlier"}:
             progress(f"bench: copying the corpus to {self.scratch / 'pristine'} ...")
             self.trees["corpus"] = prepare_corpus(corpus_dirs(a.python), self.scratch / "pristine", a.quick)
         if "x5" in only:
@@ -619,7 +643,8 @@ class Bench:
             self.count_syscalls()
             self.group_seconds["syscalls"] = time.monotonic() - start
         if not a.keep:
-            for path in (self.tree, self.fresh_tree, *(tree.pristine for tree in self.trees.values())):
+            for path in (self.tree, self.fresh_tree, *(tree.pristine for tree in self.trees.values()),
+                         *self.scratch.glob("cache-*")):
                 remove_tree(path)
 
     def count_syscalls(self) -> None:
@@ -648,7 +673,8 @@ class Bench:
         # (reference, candidate): both compiled at self.tree, so co_filename matches.
         found = []
         for group in self.cold:
-            for ref, cand in (("cj0", "pc"), ("serc", "nat")):
+            for ref, cand in (("cj0", "pc"), ("serc", "nat"), ("cj0", "pcE"), ("cj0", "pcW"), ("serc", "natE"),
+                              ("serc", "natW")):
                 if (group, ref) in self.digests and (group, cand) in self.digests:
                     found.append({"group": group, "reference_tool": ref, "candidate_tool": cand}
                                  | compare_digests(self.digests[(group, ref)], self.digests[(group, cand)]))
@@ -804,6 +830,29 @@ def print_cold_targets(bench: Bench, group: str) -> list[bool]:
     return oks
 
 
+def print_cache_targets(bench: Bench) -> list[bool]:
+    samples, oks = bench.samples, []
+    print("cache (cold corpus; W = warm cache, E = empty cache):")
+    for key, name in (("pc", "CPython backend"), ("nat", "native")):
+        if key not in bench.tools:
+            continue
+        warm = secs(samples, "cache", key + "W")
+        oks.append(ratio_line(f"  compileall -j0 / {name}, warm cache", secs(samples, "cache", "cj0"), warm,
+                              at_least=TARGET_WARM_VS_J0))
+        oks.append(ratio_line(f"  serc CLI / {name}, warm cache", secs(samples, "cache", "serc"), warm,
+                              at_least=TARGET_WARM_VS_SERC))
+        ratio_line(f"  {name} without cache / with a warm one", secs(samples, "cache", key), warm)
+        oks.append(ratio_line(f"  {name}: empty cache / no cache", secs(samples, "cache", key + "E"),
+                              secs(samples, "cache", key), at_most=TARGET_EMPTY_OVER_NONE))
+        if "fresh" in bench.args.only:
+            oks.append(ratio_line(f"  {name} all-fresh: --cache-dir / none", secs(samples, "fresh", key + "C", "fresh"),
+                                  secs(samples, "fresh", key, "fresh"), at_most=TARGET_FRESH_CACHE_OVER_NONE))
+            opened = (bench.scratch / f"cache-never-{key}").exists()
+            oks.append(not opened)
+            print(f"  {name} all-fresh runs opened the cache: {'yes  FAIL' if opened else 'no  PASS'}")
+    return oks
+
+
 def print_own_peak(label: str, cold: list[Sample], warning: str | None) -> bool:
     own = [s.own_peak_kb for s in cold if s.own_peak_kb is not None]
     if not own:
@@ -906,9 +955,12 @@ def print_report(info: dict, bench: Bench, identities: list[dict]) -> bool:
         print_table(bench)
         print()
     oks: list[bool] = []
-    print("targets (issue 10; time ratios are medians, slower / faster):")
+    print("targets (issues 10 and 12; time ratios are medians, slower / faster):")
     for group in bench.cold:
-        oks += print_cold_targets(bench, group)
+        if group != "cache":
+            oks += print_cold_targets(bench, group)
+    if "cache" in bench.args.only:
+        oks += print_cache_targets(bench)
     if "fresh" in bench.args.only:
         oks += print_fresh_targets(bench)
     if "earlier" in bench.args.only:

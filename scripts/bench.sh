@@ -2,7 +2,7 @@
 # Benchmark precompyle against serc's own CLI, `python3 -m compileall -j0` and
 # CPython's bare compiler, in one run, on copies in a scratch dir (no
 # interpreter's tree is ever written to). Prints a table of seconds, CPU,
-# peak RSS and syscalls, ratios, and PASS/FAIL against issue 10's targets.
+# peak RSS and syscalls, ratios, and PASS/FAIL against issues 10 and 12's targets.
 #
 # Usage: scripts/bench.sh [--quick] [--keep] [--only GROUP[,GROUP...]]
 #   --quick        1 run on subsets of every tree (3 stdlib packages, 3 small wheels): a smoke test
@@ -15,6 +15,9 @@
 #     x5        the corpus copied 5 times (>= 55,000 files): the corpus rows, peak RSS targets
 #     fresh     all-fresh runs on the compiled corpus: native, CPython backend, serc CLI
 #     syscalls  strace -f -c of one -j1 cold run on Django (from the wheels): syscalls per pyc
+#     cache     issue 12, on the corpus: the CPython backend and native with an empty and with a
+#               warm --cache-dir, against compileall -j0, serc's CLI and themselves without one;
+#               with fresh: all-fresh runs with --cache-dir (which must never open it)
 #     earlier   issues 1 and 3: sequential compileall, pythonT's compileall -j0, serc --check,
 #               compileall's all-fresh runs (implies corpus and fresh)
 # Environment:
@@ -42,7 +45,7 @@ set -euo pipefail
 usage() { sed -n '2,42s/^# \{0,1\}//p' "$0"; }
 
 forward=()
-groups=corpus,wheels,x5,fresh,syscalls
+groups=corpus,wheels,x5,fresh,syscalls,cache
 quick=false
 while (($#)); do
     case "$1" in
