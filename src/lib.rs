@@ -13,6 +13,7 @@
 //! - [`layout`]: source path -> pyc path, as the target's `cache_from_source`.
 //! - [`destination`]: the directories a run may write into; a pyc outside them is refused.
 //! - [`pyc`]: header, source hash, freshness, atomic writes.
+//! - [`cache`]: `--cache-dir`, results of earlier compiles by key, asked before the backend.
 //! - [`backend`]: source bytes -> marshalled code; never touches paths or files.
 //!   `cpython` (interpreter workers) or `native` (serc in-process).
 //! - [`run`]: the pipeline tying the above together, in parallel.
