@@ -430,3 +430,34 @@ fn a_read_only_cache_is_read() {
         assert_eq!(again.get(path), Some(bytes), "{}", path.display());
     }
 }
+
+/// `--cache-max-size` well below what the tree needs: the run's output is
+/// unchanged, the JSON counts the evictions, and what stays fits the limit.
+#[test]
+fn the_cache_is_kept_within_its_size() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let cache = s.path().join("cache");
+    let out = run(precompyle()
+        .args(["-q", "--format", "json", "--cache-max-size", "64K", "--cache-dir"])
+        .arg(&cache)
+        .arg(&tree));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &report["cache"];
+    let stored = c["stored_bytes"].as_u64().unwrap();
+    assert!(stored > 64 * 1024, "the sample must overflow the limit: {c}");
+    let kept: u64 = walkdir::WalkDir::new(cache.join("v1"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(kept <= 64 * 1024, "{kept} bytes kept");
+    assert_eq!(c["evicted_bytes"].as_u64().unwrap(), stored - kept, "{c}");
+    assert!(c["evicted"].as_u64().unwrap() > 0);
+    let ours = pycs_under(&tree);
+    support::remove_pycaches(&tree);
+    support::compileall(&python, s.path(), &[OsStr::new("-q"), tree.as_os_str()]);
+    assert_eq!(diff_pycs(&pycs_under(&tree), &ours), "");
+}
