@@ -17,10 +17,12 @@
 //! - [`backend`]: source bytes -> marshalled code; never touches paths or files.
 //!   `cpython` (interpreter workers) or `native` (serc in-process).
 //! - [`run`]: the pipeline tying the above together, in parallel.
+//! - [`bazel`]: rules_python's precompiler command line, one-shot or as a persistent worker.
 //! - [`report`]: the only place that prints.
 //! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
 
 pub mod backend;
+pub mod bazel;
 pub mod cache;
 pub mod cli;
 pub mod destination;

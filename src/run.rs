@@ -30,6 +30,10 @@ pub fn interrupted() -> bool {
 
 pub fn main() -> ExitCode {
     let started = Instant::now();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if crate::bazel::wanted(&args) {
+        return crate::bazel::main(args);
+    }
     let cli = Cli::parse_args();
     let env = Environment::read();
     // The interpreter starts while the tree is walked: neither needs the other.
