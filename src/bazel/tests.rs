@@ -149,6 +149,13 @@ fn garbage_and_cut_requests_are_frames_of_their_own() {
             Err("{\"x\":".to_owned())
         ]
     );
+    assert_eq!(
+        frames(br#"{"requestId":5,"arguments":[}{"requestId":6}"#),
+        [
+            Err(r#"{"requestId":5,"arguments":[}"#.to_owned()),
+            Ok(r#"{"requestId":6}"#.to_owned())
+        ]
+    );
     assert!(frames(b"").is_empty());
     assert!(frames(b"  \n ").is_empty());
 }

@@ -184,9 +184,10 @@ fn malformed(bytes: &[u8], why: &str) -> WorkResponse {
 }
 
 /// The JSON objects of a stream, however they are separated: `Ok` with an
-/// object's bytes (braces balanced, strings skipped), `Err` with bytes that
-/// are not one (text outside an object, up to the next line or `{`; or an
-/// object cut off by the end of the input).
+/// object's bytes (brackets matched, strings skipped), `Err` with bytes that
+/// are not one (text outside an object, up to the next line or `{`; an
+/// object up to a bracket that does not match; or one cut off by the end of
+/// the input).
 pub struct Frames<R> {
     input: R,
 }
@@ -228,7 +229,11 @@ impl<R: BufRead> Iterator for Frames<R> {
             }
             return Some(Err(frame));
         }
-        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        // The brackets open at this point: a closing one that does not match
+        // ends the frame as malformed, so one bad request cannot swallow the
+        // requests after it.
+        let mut open = Vec::new();
+        let (mut in_string, mut escaped) = (false, false);
         while let Some(byte) = self.next_byte() {
             frame.push(byte);
             if in_string {
@@ -242,13 +247,10 @@ impl<R: BufRead> Iterator for Frames<R> {
             }
             match byte {
                 b'"' => in_string = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 0 {
-                        return Some(Ok(frame));
-                    }
-                }
+                b'{' => open.push(b'}'),
+                b'[' => open.push(b']'),
+                b'}' | b']' if open.pop() != Some(byte) => return Some(Err(frame)),
+                b'}' | b']' if open.is_empty() => return Some(Ok(frame)),
                 _ => {}
             }
         }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bazel;
 mod cache;
 mod changing;
 mod check;
