@@ -65,7 +65,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     if args.iter().any(|a| a == "--persistent_worker") {
         return worker::serve(compilers);
     }
-    let (code, output) = compilers.run(&args, None);
+    let (code, output) = compilers.run(&args, None, true);
     eprint!("{output}");
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -195,13 +195,20 @@ struct Started {
 }
 
 impl Compilers {
-    /// Do one request: (exit code, text for the action's output).
-    pub fn run(&self, args: &[String], sandbox: Option<&Path>) -> (i32, String) {
+    /// Do one request: (exit code, text for the action's output). A
+    /// one-shot run starts no more interpreter workers than it has files.
+    pub fn run(&self, args: &[String], sandbox: Option<&Path>, one_shot: bool) -> (i32, String) {
         let job = match parse(args, sandbox) {
             Ok(job) => job,
             Err(message) => return (2, format!("precompyle: error: {message}\n")),
         };
-        let started = match self.for_version(job.version) {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = if one_shot {
+            cores.min(job.files.len()).max(1)
+        } else {
+            cores
+        };
+        let started = match self.for_version(job.version, workers) {
             Ok(started) => started,
             Err(message) => return (2, format!("precompyle: error: {message}\n")),
         };
@@ -216,12 +223,12 @@ impl Compilers {
         (code, output)
     }
 
-    fn for_version(&self, version: Version) -> Result<Arc<Started>, String> {
+    fn for_version(&self, version: Version, workers: usize) -> Result<Arc<Started>, String> {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = started.get(&version) {
             return Ok(found.clone());
         }
-        let new = Arc::new(start(version)?);
+        let new = Arc::new(start(version, workers)?);
         started.insert(version, new.clone());
         Ok(new)
     }
@@ -229,7 +236,7 @@ impl Compilers {
 
 /// Native when serc reproduces the version and nothing asks for an
 /// interpreter; else the interpreter's workers (`select.rs`'s rule).
-fn start(version: Version) -> Result<Started, String> {
+fn start(version: Version, workers: usize) -> Result<Started, String> {
     let python = std::env::var_os(cli::env::PYTHON).map(PathBuf::from);
     let backend = match std::env::var(cli::env::BACKEND).as_deref() {
         Ok("cpython") => BackendArg::Cpython,
@@ -253,7 +260,7 @@ fn start(version: Version) -> Result<Started, String> {
         (Compiler::Cpython, Some(python)) => Box::new(
             CpythonPool::start(PoolConfig {
                 python: python.clone(),
-                workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                workers,
                 timeout: None,
                 version: target.minor_version(),
             })

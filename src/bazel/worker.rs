@@ -164,7 +164,7 @@ fn respond(compilers: &Compilers, request: &WorkRequest) -> WorkResponse {
         .as_deref()
         .filter(|d| !d.is_empty())
         .map(PathBuf::from);
-    let (exit_code, output) = compilers.run(&request.arguments, sandbox.as_deref());
+    let (exit_code, output) = compilers.run(&request.arguments, sandbox.as_deref(), false);
     WorkResponse {
         exit_code,
         output,
