@@ -25,13 +25,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::backend::cpython::{CpythonPool, PoolConfig};
-use crate::backend::native::{self, NativeBackend};
+use crate::backend::native;
 use crate::backend::{Backend, CompileJob};
 use crate::cli::{self, BackendArg};
+use crate::file::{start_backend, timestamp_of};
 use crate::pyc::{self, InvalidationMode, Stamp};
 use crate::select::select;
-use crate::target::{Compiler, Target};
+use crate::target::Target;
 
 /// Whether the command line is rules_python's: a persistent worker's start,
 /// or any of the precompiler's own options (also inside `@flagfile`s).
@@ -253,21 +253,7 @@ fn start(version: Version, workers: usize) -> Result<Started, String> {
         }
     };
     let target = select(backend, version, python.as_deref(), None, &Target::probe).map_err(|e| e.to_string())?;
-    let backend: Box<dyn Backend> = match (target.compiler, &target.executable) {
-        (Compiler::Native, _) => Box::new(NativeBackend::new(
-            native::version_for(target.minor_version()).ok_or("no native compiler for this version")?,
-        )),
-        (Compiler::Cpython, Some(python)) => Box::new(
-            CpythonPool::start(PoolConfig {
-                python: python.clone(),
-                workers,
-                timeout: None,
-                version: target.minor_version(),
-            })
-            .map_err(|e| e.to_string())?,
-        ),
-        (Compiler::Cpython, None) => return Err("no interpreter to start workers from".to_owned()),
-    };
+    let backend = start_backend(&target, workers, None)?;
     Ok(Started { target, backend })
 }
 
@@ -281,7 +267,7 @@ fn compile_one(started: &Started, job: &Job, src: &Path, name: &[u8], pyc: &Path
     let source = std::fs::read(src).map_err(unreadable)?;
     let meta = std::fs::metadata(src).map_err(unreadable)?;
     let stamp = match job.mode {
-        InvalidationMode::Timestamp => pyc::timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.size()),
+        InvalidationMode::Timestamp => timestamp_of(&meta),
         _ => Stamp::Hash(pyc::source_hash(target.magic, target.hash_algo, &source)),
     };
     let body = started

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::backend::cpython::{CpythonPool, PoolConfig};
 use crate::backend::native::{self, NativeBackend};
@@ -337,27 +338,32 @@ impl FileDecider {
     }
 
     fn start_backend(&self) -> Result<Box<dyn Backend>, String> {
-        let target = self.target;
-        match (target.compiler, &target.executable) {
-            (Compiler::Cpython, Some(python)) => CpythonPool::start(PoolConfig {
-                python: python.clone(),
-                workers: self.settings.workers,
-                timeout: self.settings.timeout,
-                version: target.minor_version(),
+        start_backend(self.target, self.settings.workers, self.settings.timeout)
+    }
+}
+
+/// The backend that compiles for `target`: `workers` interpreter workers,
+/// or native (watched when there is a `timeout`). Also the Bazel mode's.
+pub fn start_backend(target: &Target, workers: usize, timeout: Option<Duration>) -> Result<Box<dyn Backend>, String> {
+    match (target.compiler, &target.executable) {
+        (Compiler::Cpython, Some(python)) => CpythonPool::start(PoolConfig {
+            python: python.clone(),
+            workers,
+            timeout,
+            version: target.minor_version(),
+        })
+        .map(|pool| Box::new(pool) as Box<dyn Backend>)
+        .map_err(|e| e.to_string()),
+        (Compiler::Cpython, None) => Err("no interpreter to start workers from".to_owned()),
+        (Compiler::Native, _) => native::version_for(target.minor_version())
+            .map(|version| {
+                let native = NativeBackend::new(version);
+                match timeout {
+                    Some(limit) => Box::new(WatchedBackend::new(native, limit)) as Box<dyn Backend>,
+                    None => Box::new(native),
+                }
             })
-            .map(|pool| Box::new(pool) as Box<dyn Backend>)
-            .map_err(|e| e.to_string()),
-            (Compiler::Cpython, None) => Err("no interpreter to start workers from".to_owned()),
-            (Compiler::Native, _) => native::version_for(target.minor_version())
-                .map(|version| {
-                    let native = NativeBackend::new(version);
-                    match self.settings.timeout {
-                        Some(limit) => Box::new(WatchedBackend::new(native, limit)) as Box<dyn Backend>,
-                        None => Box::new(native),
-                    }
-                })
-                .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
-        }
+            .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
     }
 }
 
@@ -416,7 +422,8 @@ pub fn compile_failed(f: CompileFailure) -> FileResult {
     failed(kind, f.message, true)
 }
 
-fn timestamp_of(meta: &std::fs::Metadata) -> Stamp {
+/// The timestamp stamp of a source with this stat.
+pub fn timestamp_of(meta: &std::fs::Metadata) -> Stamp {
     pyc::timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.size())
 }
 

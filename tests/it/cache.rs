@@ -120,27 +120,34 @@ fn cache_parity_whole_corpus() {
         );
     }
     let started = std::time::Instant::now();
-    let cache = s.path().join("cache-native");
+    let (pycs, _) = native_without_then_with_cache(&tree, &s.path().join("cache-native"), "3.12");
+    eprintln!(
+        "cache_parity_whole_corpus [native 3.12]: {pycs} pycs, empty and warm identical to no cache ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Native on `tree` for `target` without a cache, then with `cache` empty,
+/// then warm: the lines and pycs of the cached runs must be those of the
+/// first. Returns the pycs written and the three outputs.
+fn native_without_then_with_cache(tree: &Path, cache: &Path, target: &str) -> (usize, Vec<Output>) {
     let mut runs = Vec::new();
     for with_cache in [false, true, true] {
-        support::remove_pycaches(&tree);
+        support::remove_pycaches(tree);
         let mut cmd = precompyle();
-        cmd.args(["--backend", "native", "--target", "3.12", "-q"]).arg(&tree);
+        cmd.args(["--backend", "native", "--target", target, "-q"]).arg(tree);
         if with_cache {
-            cmd.arg("--cache-dir").arg(&cache);
+            cmd.arg("--cache-dir").arg(cache);
         }
         let out = run(&mut cmd);
-        runs.push((stdout_lines(&out), pycs_under(&tree)));
+        runs.push((stdout_lines(&out), pycs_under(tree), out));
     }
-    for (lines, pycs) in &runs[1..] {
+    for (lines, pycs, _) in &runs[1..] {
         assert_eq!(lines, &runs[0].0);
         assert_eq!(diff_pycs(&runs[0].1, pycs), "");
     }
-    eprintln!(
-        "cache_parity_whole_corpus [native 3.12]: {} pycs, empty and warm identical to no cache ({:.1}s)",
-        runs[0].1.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let pycs = runs[0].1.len();
+    (pycs, runs.into_iter().map(|(_, _, out)| out).collect())
 }
 
 /// Runs each case over one cache, first empty then warm, and compares with
@@ -203,25 +210,12 @@ fn native_output_is_the_same_with_and_without_the_cache() {
     let s = scratch();
     let tree = sample(&python3(), s.path());
     let n = sources(&tree);
-    let cache = s.path().join("cache");
-    let mut outputs = Vec::new();
-    for with_cache in [false, true, true] {
-        support::remove_pycaches(&tree);
-        let mut cmd = precompyle();
-        cmd.args(["--backend", "native", "--target", "3.13", "-q"]).arg(&tree);
-        if with_cache {
-            cmd.arg("--cache-dir").arg(&cache);
-        }
-        let out = run(&mut cmd);
+    let (_, outputs) = native_without_then_with_cache(&tree, &s.path().join("cache"), "3.13");
+    for out in &outputs {
         assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-        outputs.push((stdout_lines(&out), pycs_under(&tree), out));
     }
-    assert_eq!(cache_counts(&outputs[1].2), (0, n, n));
-    assert_eq!(cache_counts(&outputs[2].2), (n, 0, 0));
-    for (lines, pycs, _) in &outputs[1..] {
-        assert_eq!(lines, &outputs[0].0);
-        assert_eq!(diff_pycs(&outputs[0].1, pycs), "");
-    }
+    assert_eq!(cache_counts(&outputs[1]), (0, n, n));
+    assert_eq!(cache_counts(&outputs[2]), (n, 0, 0));
     if let Some(py313) = support::pyenv("3.13") {
         let verdict = support::verify_pycs(&py313, &tree);
         assert_eq!(verdict.bad, Vec::<String>::new());
@@ -391,7 +385,6 @@ fn a_full_cache_is_noticed_once() {
 /// are those the cache was filled with.
 #[test]
 fn a_read_only_cache_is_read() {
-    let nobody = support::NOBODY;
     let Some(system_python) = support::python_for_nobody() else {
         return;
     };
@@ -402,11 +395,8 @@ fn a_read_only_cache_is_read() {
     let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&base).status();
     assert!(status.is_ok_and(|s| s.success()), "chown");
     let as_nobody = |tree: &Path, cache: &Path| {
-        let mut cmd = Command::new(nobody[0]);
-        support::clear_python_env(&mut cmd);
-        cmd.args(&nobody[1..])
-            .arg(env!("CARGO_BIN_EXE_precompyle"))
-            .arg("--python")
+        let mut cmd = support::as_nobody(env!("CARGO_BIN_EXE_precompyle"));
+        cmd.arg("--python")
             .arg(system_python)
             .args(["-q", "-d", "/app", "--cache-dir"])
             .arg(cache)

@@ -275,29 +275,22 @@ fn read_only_prefix_matches_compileall() {
     write(&base.join("t/sub/b.py"), "b = 1\n");
     let prefix = base.join("pfx");
     std::fs::create_dir_all(&prefix).unwrap();
-    let nobody = support::NOBODY;
     let Some(system_python) = support::python_for_nobody() else {
         return;
     };
     let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&base).status();
     assert!(status.is_ok_and(|s| s.success()), "chown");
     std::fs::set_permissions(&prefix, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
-    let mut oracle = Command::new(nobody[0]);
-    support::clear_python_env(&mut oracle);
+    let mut oracle = support::as_nobody(system_python);
     oracle
-        .args(&nobody[1..])
-        .arg(system_python)
         .arg("-c")
         .arg(support::COMPILEALL_WITH_PREFIX)
         .arg(&prefix)
         .arg("t")
         .current_dir(&base);
     let oracle = run(&mut oracle);
-    let mut cmd = Command::new(nobody[0]);
-    support::clear_python_env(&mut cmd);
-    cmd.args(&nobody[1..])
-        .arg(env!("CARGO_BIN_EXE_precompyle"))
-        .arg("--python")
+    let mut cmd = support::as_nobody(env!("CARGO_BIN_EXE_precompyle"));
+    cmd.arg("--python")
         .arg(system_python)
         .arg("--no-progress")
         .arg("--prefix")

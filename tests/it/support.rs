@@ -386,6 +386,15 @@ impl Drop for Tmpfs {
 /// root would pass through.
 pub const NOBODY: [&str; 4] = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
 
+/// `program` run as `nobody`, without the variables that change what a tool
+/// writes (see `clear_python_env`).
+pub fn as_nobody(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(NOBODY[0]);
+    clear_python_env(&mut cmd);
+    cmd.args(&NOBODY[1..]).arg(program);
+    cmd
+}
+
 /// The interpreter such tests use as `nobody` (pyenv's live under /root,
 /// which nobody cannot enter), if nobody can run it here; otherwise `None`
 /// with a message saying the test is skipped.
