@@ -90,7 +90,7 @@ src, out = sys.argv[1], sys.argv[2]
 py_compile.compile(src, out + "/" + src[:-3] + ".pyc", dfile=src, doraise=True, optimize=0,
                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)' {} "$work/reference" 2>/dev/null)
 
-common=(--experimental_worker_allow_json_protocol --action_env=PRECOMPYLE_BACKEND=cpython
+common=(--experimental_worker_allow_json_protocol --action_env=PYTHONHASHSEED=0 --action_env=PRECOMPYLE_BACKEND=cpython
     "--action_env=PRECOMPYLE_PYTHON=$python" "--define=python=$python" --color=no --curses=no)
 declare -A strategy_flags=(
     [multiplex]="--strategy=PyCompile=worker --experimental_worker_multiplex"
@@ -101,13 +101,18 @@ declare -A strategy_flags=(
 )
 
 # "INFO: 2001 processes: 1 internal, 2000 worker." -> the non-internal count.
-actions_run() { grep -o 'INFO: [0-9,]* processes: .*' "$1" | tail -1 | grep -o '[0-9,]* \(worker\|local\|linux-sandbox\|processwrapper-sandbox\)' | tr -d , | awk '{s+=$1} END {print s+0}'; }
+actions_run() {
+    { grep -o 'INFO: [0-9,]* processes: .*' "$1" || true; } | tail -1 |
+        { grep -o '[0-9,]* \(worker\|local\|linux-sandbox\|processwrapper-sandbox\)' || true; } |
+        tr -d , | awk '{s+=$1} END {print s+0}'
+}
 
-build() { # $1 strategy, $2 log
-    local started=$SECONDS
+build() { # $1 strategy, $2 log; prints the seconds taken, fails as bazel did
+    local started=$SECONDS status=0
     # shellcheck disable=SC2086
-    (cd "$ws" && bazel build "${common[@]}" ${strategy_flags[$1]} //tree:pycs) >"$2" 2>&1
+    (cd "$ws" && bazel build "${common[@]}" ${strategy_flags[$1]} //tree:pycs) >"$2" 2>&1 || status=$?
     echo $((SECONDS - started))
+    return "$status"
 }
 
 declare -A clean_time incremental_time
@@ -127,6 +132,10 @@ for strategy in multiplex singleplex sandboxed one-shot python; do
     pycs=$(cd "$ws/bazel-bin" && find tree -name '*.pyc' | wc -l)
     if ((pycs == files && mismatch == 0 && ran == files)); then
         pass "$strategy" "clean: ${seconds}s, $ran actions, $pycs pycs identical to py_compile's"
+    elif [[ $strategy == python ]] && ((pycs == files && ran == files)); then
+        # The yardstick is one long-lived interpreter per worker, as rules_python's
+        # own precompiler: a few files' bytes depend on what it compiled before.
+        echo "NOTE  python      clean: ${seconds}s, $ran actions; $mismatch of $pycs pycs differ from a fresh py_compile's (one long-lived interpreter)"
     else
         fail "$strategy" "clean: $ran actions, $pycs pycs of $files, $mismatch differ from py_compile's"
     fi

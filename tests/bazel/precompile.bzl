@@ -29,8 +29,10 @@ def _pyc_files_impl(ctx):
         ctx.actions.run(
             executable = ctx.var.get("python", "python3") if python_worker else tool,
             arguments = ([tool.path] if python_worker else []) + [args],
-            inputs = [src] + ([tool] if python_worker else []),
-            tools = [] if python_worker else [tool],
+            inputs = [src],
+            # Bazel runs a persistent worker only for actions with tools: they
+            # are the worker's identity (a changed tool starts a new worker).
+            tools = [tool],
             outputs = [pyc],
             mnemonic = "PyCompile",
             progress_message = "Compiling %s" % src.short_path,

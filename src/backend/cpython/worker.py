@@ -15,6 +15,12 @@
 #    shared when a string in it was an identifier of an earlier file. A worker
 #    that has compiled before asks for such a file to be redone by a fresh
 #    worker (REDO) instead of answering; about 0.1-0.2% of files.
+# 4. Before 3.13, one-character strings U+0080-U+00FF are process-wide
+#    singletons that stay interned once an identifier made them so (`ä = 1`),
+#    and marshal then writes an equal string constant of a later file as
+#    interned. A worker asks for such a file to be redone by a fresh worker
+#    (REDO) when an earlier file of its life had such a name (only non-ASCII
+#    sources are looked at).
 # Nothing else may change the state: no class, closure or lambda in this
 # file (their qualnames would be interned here but not in py_compile).
 # 3.8-3.10 write a marshal reference for an interned string used once in a
@@ -76,7 +82,7 @@ def _pcw_compile_one(_pcw_source, _pcw_filename, _pcw_optimize, _pcw_distrust):
     `distrust(code)` true means this process's history may have changed the
     bytes: answer REDO instead.
     """
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11) and hasattr(sys, "_clear_type_cache"):  # not PyPy
         # A name held only by the type attribute cache (e.g. "_m" from
         # types.py) gets a marshal reference or not depending on which cache
         # slots the process happened to reuse (ASLR); drop them all so the
@@ -114,18 +120,10 @@ def _pcw_shared_frozenset_may_differ(_pcw_code):
     would be in a fresh process; other immortal strings may come from loaded
     modules (then the redo is wasted, not wrong).
     """
-    _pcw_code_type = type(_pcw_code)
-    _pcw_names = set()
+    _pcw_names, _pcw_constants = _pcw_names_and_constants(_pcw_code)
     _pcw_counts = {}
-    _pcw_pending = [_pcw_code]
-    while _pcw_pending:
-        _pcw_obj = _pcw_pending.pop()
-        if type(_pcw_obj) is _pcw_code_type:
-            _pcw_names.update(_pcw_obj.co_names, _pcw_obj.co_varnames, _pcw_obj.co_cellvars, _pcw_obj.co_freevars)
-            _pcw_pending.extend(_pcw_obj.co_consts)
-        elif type(_pcw_obj) is tuple:
-            _pcw_pending.extend(_pcw_obj)
-        elif type(_pcw_obj) is frozenset:
+    for _pcw_obj in _pcw_constants:
+        if type(_pcw_obj) is frozenset:
             _pcw_counts[_pcw_obj] = _pcw_counts.get(_pcw_obj, 0) + 1
     for _pcw_value, _pcw_count in _pcw_counts.items():
         if _pcw_count < 2:
@@ -138,6 +136,43 @@ def _pcw_shared_frozenset_may_differ(_pcw_code):
             elif type(_pcw_item) is str and _pcw_item not in _pcw_names and _pcw_is_immortal(_pcw_item):
                 return True
     return False
+
+
+def _pcw_names_and_constants(_pcw_code):
+    """Every name the code objects in `code` use, and their constants other
+    than code objects, tuples opened (frozensets are kept whole)."""
+    _pcw_code_type = type(_pcw_code)
+    _pcw_names = set()
+    _pcw_constants = []
+    _pcw_pending = [_pcw_code]
+    while _pcw_pending:
+        _pcw_obj = _pcw_pending.pop()
+        if type(_pcw_obj) is _pcw_code_type:
+            _pcw_names.update(_pcw_obj.co_names, _pcw_obj.co_varnames, _pcw_obj.co_cellvars, _pcw_obj.co_freevars)
+            _pcw_pending.extend(_pcw_obj.co_consts)
+        elif type(_pcw_obj) is tuple:
+            _pcw_pending.extend(_pcw_obj)
+        else:
+            _pcw_constants.append(_pcw_obj)
+    return _pcw_names, _pcw_constants
+
+
+def _pcw_is_latin1_character(_pcw_obj):
+    return type(_pcw_obj) is str and len(_pcw_obj) == 1 and 0x80 <= ord(_pcw_obj) <= 0xFF
+
+
+def _pcw_latin1_names_and_constants(_pcw_code):
+    """The one-character U+0080-U+00FF strings `code` uses as names, and those
+    it holds as constants (in tuples and frozensets too)."""
+    _pcw_names, _pcw_pending = _pcw_names_and_constants(_pcw_code)
+    _pcw_constants = set()
+    while _pcw_pending:
+        _pcw_obj = _pcw_pending.pop()
+        if type(_pcw_obj) is tuple or type(_pcw_obj) is frozenset:
+            _pcw_pending.extend(_pcw_obj)
+        elif _pcw_is_latin1_character(_pcw_obj):
+            _pcw_constants.add(_pcw_obj)
+    return set(filter(_pcw_is_latin1_character, _pcw_names)), _pcw_constants
 
 
 def _pcw_send(_pcw_responses, _pcw_job, _pcw_status, _pcw_payload, _pcw_marker=b""):
@@ -168,6 +203,8 @@ def _pcw_become_py_compile_main():
 def _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters):
     _pcw_loaded = len(sys.modules)
     _pcw_distrust = None  # the first job runs in the fresh state: trust it
+    # CPython before 3.13: the latin-1 characters identifiers have interned so far.
+    _pcw_interned_latin1 = set() if hasattr(sys, "getrefcount") and sys.version_info < (3, 13) else None
     while True:
         _pcw_head = _pcw_requests.read(_pcw_REQUEST_HEADER)
         if len(_pcw_head) < _pcw_REQUEST_HEADER:
@@ -181,6 +218,13 @@ def _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters):
 
             time.sleep(float(_pcw_filename))
         _pcw_status, _pcw_payload = _pcw_compile_one(_pcw_source, _pcw_filename, _pcw_optimize, _pcw_distrust)
+        if _pcw_interned_latin1 is not None and _pcw_status == _pcw_OK and not _pcw_source.isascii():
+            _pcw_names, _pcw_constants = _pcw_latin1_names_and_constants(marshal.loads(_pcw_payload))
+            if (_pcw_constants - _pcw_names) & _pcw_interned_latin1:
+                _pcw_status, _pcw_payload = _pcw_REDO, b""
+                _pcw_send(_pcw_responses, _pcw_job, _pcw_status | _pcw_RETIRE, _pcw_payload)
+                return
+            _pcw_interned_latin1.update(_pcw_names)
         if _pcw_state_matters:
             _pcw_distrust = _pcw_shared_frozenset_may_differ
             if _pcw_status == _pcw_REDO or len(sys.modules) != _pcw_loaded:
@@ -198,7 +242,9 @@ def _pcw_main():
     if sys.path and sys.path[0] == "":
         del sys.path[0]  # never import from the cwd of the run
     _pcw_requests, _pcw_responses = _pcw_take_protocol_fds()
-    _pcw_state_matters = sys.version_info >= (3, 13) or sys.version_info < (3, 11)
+    # CPython's refcounts and interning; PyPy has neither sys.getrefcount nor
+    # a marshal that depends on them.
+    _pcw_state_matters = hasattr(sys, "getrefcount") and (sys.version_info >= (3, 13) or sys.version_info < (3, 11))
     if _pcw_state_matters:
         _pcw_become_py_compile_main()
     _pcw_version = "%d.%d.%d %d" % (sys.version_info[:3] + (os.getpid(),))
