@@ -91,7 +91,7 @@ py_compile.compile(src, out + "/" + src[:-3] + ".pyc", dfile=src, doraise=True, 
                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)' {} "$work/reference" 2>/dev/null)
 
 common=(--experimental_worker_allow_json_protocol --action_env=PYTHONHASHSEED=0 --action_env=PRECOMPYLE_BACKEND=cpython
-    "--action_env=PRECOMPYLE_PYTHON=$python" "--define=python=$python" --color=no --curses=no)
+    "--action_env=PRECOMPYLE_PYTHON=$python" "--action_env=PATH=$(dirname "$python"):$PATH" --color=no --curses=no)
 declare -A strategy_flags=(
     [multiplex]="--strategy=PyCompile=worker --experimental_worker_multiplex"
     [singleplex]="--strategy=PyCompile=worker --noexperimental_worker_multiplex"

@@ -22,7 +22,7 @@
 #               compileall's all-fresh runs (implies corpus and fresh)
 # Environment:
 #   PRECOMPYLE_BENCH_RUNS    repetitions (default 3; --quick forces 1)
-#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); needs ~2 GB free.
+#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); needs ~6 GB free (~25 GB with x5): each run's tree is kept until the end.
 #                            The wheel downloads and serc's venv stay there as a cache.
 #   PRECOMPYLE_BENCH_PYTHON  interpreter of the CPython rows, whose lib is the corpus
 #                            (default: python3 on PATH)

@@ -18,23 +18,25 @@
 mod entry;
 mod evict;
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::backend::{CompileFailure, CompileJob};
+use crate::pyc;
 use crate::target::{Compiler, Target};
 pub use entry::Key;
 
 /// Entries live under this, so a future format can sit beside it.
 const FORMAT_DIR: &str = "v1";
-/// Temp files of entries being written, renamed into place when complete.
+/// Where builds before `O_TMPFILE` entries wrote their temp files; still
+/// swept of stale ones.
 const TEMP_DIR: &str = "tmp";
 /// No entry is this large (a pyc of a 50 MB source is ~30 MB): anything
 /// bigger is not read.
@@ -78,6 +80,9 @@ pub struct Cache {
     writable: AtomicBool,
     counts: Counts,
     notices: Mutex<Vec<String>>,
+    /// The 256 fan-out directories, each opened once per run: entries are
+    /// read and written by name through these handles.
+    fanout: [OnceLock<OwnedFd>; 256],
 }
 
 #[derive(Default)]
@@ -87,7 +92,6 @@ struct Counts {
     stored: AtomicU64,
     stored_bytes: AtomicU64,
     invalid: AtomicU64,
-    temp_names: AtomicU64,
 }
 
 enum State {
@@ -105,6 +109,7 @@ impl Cache {
             writable: AtomicBool::new(true),
             counts: Counts::default(),
             notices: Mutex::new(Vec::new()),
+            fanout: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
@@ -125,7 +130,7 @@ impl Cache {
         let State::Usable { entries, uid } = self.state() else {
             return None;
         };
-        let found = self.read(&entries.join(entry_name(key)), key, *uid);
+        let found = self.read(entries, key, *uid);
         let counter = if found.is_some() {
             &self.counts.hits
         } else {
@@ -238,12 +243,11 @@ impl Cache {
         State::Usable { entries, uid }
     }
 
-    fn read(&self, path: &Path, key: &Key, uid: u32) -> Option<Result<Vec<u8>, CompileFailure>> {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .ok()?;
+    fn read(&self, entries: &Path, key: &Key, uid: u32) -> Option<Result<Vec<u8>, CompileFailure>> {
+        let dir = self.fanout_dir(entries, key, false).ok()?;
+        let name = entry_file_name(key);
+        let fd = pyc::open_at(dir, &name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0).ok()?;
+        let mut file = File::from(fd);
         let meta = file.metadata().ok()?;
         if !meta.is_file() || meta.uid() != uid || meta.len() > MAX_ENTRY {
             self.counts.invalid.fetch_add(1, Ordering::Relaxed);
@@ -265,44 +269,38 @@ impl Cache {
         }
     }
 
-    /// Write the entry under a temp name and rename it into place: a reader
-    /// sees the whole entry or none. Two runs storing one key write the same
-    /// bytes, so the later rename loses nothing.
+    /// Link the complete entry into place (`O_TMPFILE`, else a temp name
+    /// renamed): a reader sees the whole entry or none, and a kill leaves no
+    /// file behind. An entry already there (another run stored the same
+    /// bytes, or it was damaged) is replaced.
     fn store(&self, entries: &Path, key: &Key, bytes: &[u8]) -> io::Result<()> {
-        let temps = entries.join(TEMP_DIR);
-        let temp = temps.join(format!(
-            "{}.{}",
-            std::process::id(),
-            self.counts.temp_names.fetch_add(1, Ordering::Relaxed)
-        ));
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&temp)
-        };
-        let mut file = match create() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                make_dir(&temps)?;
-                create()?
+        let dir = self.fanout_dir(entries, key, true)?;
+        let (head, body) = bytes.split_at(16);
+        let head: &[u8; 16] = head.try_into().expect("split at 16");
+        pyc::write_at(dir, &entries.join(entry_name(key)), head, body, Some(0o644), true).map_err(|error| {
+            match error.errno() {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::other(error.to_string()),
+            }
+        })
+    }
+
+    /// The handle of `key`'s fan-out directory, opened (and with `create`,
+    /// made) at its first use in the run.
+    fn fanout_dir(&self, entries: &Path, key: &Key, create: bool) -> io::Result<BorrowedFd<'_>> {
+        let slot = &self.fanout[usize::from(key.0[0])];
+        if let Some(fd) = slot.get() {
+            return Ok(fd.as_fd());
+        }
+        let path = entries.join(format!("{:02x}", key.0[0]));
+        let fd = match pyc::open_dir(&path) {
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                make_dir(&path)?;
+                pyc::open_dir(&path)?
             }
             other => other?,
         };
-        let written = file.write_all(bytes).and_then(|()| {
-            let final_path = entries.join(entry_name(key));
-            match std::fs::rename(&temp, &final_path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    make_dir(final_path.parent().expect("entries have a fan-out directory"))?;
-                    std::fs::rename(&temp, &final_path)
-                }
-                other => other,
-            }
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
+        Ok(slot.get_or_init(|| fd).as_fd())
     }
 
     fn notice(&self, text: String) {
@@ -344,6 +342,11 @@ fn identity(target: &Target, hash_seed: Option<&std::ffi::OsStr>) -> Vec<u8> {
 fn entry_name(key: &Key) -> PathBuf {
     let hex = key.hex();
     Path::new(&hex[..2]).join(&hex[2..])
+}
+
+/// `cdef…`: the entry's name in its fan-out directory.
+fn entry_file_name(key: &Key) -> CString {
+    CString::new(&key.hex()[2..]).expect("hex has no NUL")
 }
 
 fn make_dir(path: &Path) -> io::Result<()> {

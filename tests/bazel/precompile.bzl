@@ -3,14 +3,13 @@ line, runnable by a JSON persistent worker (singleplex or multiplex) or as a
 plain process.
 
 The compiler is `--define=precompiler=precompyle` (default) or
-`--define=precompiler=python`: tools/py_worker.py run by the interpreter
-`--define=python=PATH` names, for timing precompyle against a Python worker
-that calls py_compile.
+`--define=precompiler=python`: tools/py_worker.py (run by the `python3` on
+PATH), for timing precompyle against a Python worker that calls py_compile.
 """
 
 def _pyc_files_impl(ctx):
     python_worker = ctx.var.get("precompiler", "precompyle") == "python"
-    tool = ctx.file._py_worker if python_worker else ctx.executable._precompyle
+    tool = ctx.executable._py_worker if python_worker else ctx.executable._precompyle
     outputs = []
     for src in ctx.files.srcs:
         # tree/pkg/mod.py -> tree/pkg/mod.pyc next to it in bazel-bin.
@@ -27,12 +26,9 @@ def _pyc_files_impl(ctx):
         args.use_param_file("@%s", use_always = True)
         args.set_param_file_format("multiline")
         ctx.actions.run(
-            executable = ctx.var.get("python", "python3") if python_worker else tool,
-            arguments = ([tool.path] if python_worker else []) + [args],
+            executable = tool,
+            arguments = [args],
             inputs = [src],
-            # Bazel runs a persistent worker only for actions with tools: they
-            # are the worker's identity (a changed tool starts a new worker).
-            tools = [tool],
             outputs = [pyc],
             mnemonic = "PyCompile",
             progress_message = "Compiling %s" % src.short_path,
@@ -58,6 +54,11 @@ pyc_files = rule(
             cfg = "exec",
             allow_single_file = True,
         ),
-        "_py_worker": attr.label(default = "//tools:py_worker.py", allow_single_file = True),
+        "_py_worker": attr.label(
+            default = "//tools:py_worker.py",
+            executable = True,
+            cfg = "exec",
+            allow_single_file = True,
+        ),
     },
 )

@@ -41,6 +41,21 @@ fn cache_counts(out: &Output) -> (u64, u64, u64) {
     (number(" hits"), number(" misses"), number(" stored"))
 }
 
+/// Files in the cache that are not entries (named by their key: 62 hex
+/// digits in a fan-out directory): a partial entry left behind would be one.
+fn not_entries(cache: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(cache.join("v1"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            name.len() != 62 || !name.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(|e| e.into_path())
+        .collect()
+}
+
 struct Case {
     name: &'static str,
     args: &'static [&'static str],
@@ -372,12 +387,8 @@ fn a_full_cache_is_noticed_once() {
     assert_eq!(notices.len(), 1, "{stderr}");
     let (_, misses, stored) = cache_counts(&p.ours);
     assert!(stored > 0 && stored < misses, "{stderr}");
-    let temps = walkdir::WalkDir::new(cache.join("v1/tmp"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .count();
-    assert_eq!(temps, 0, "no partial entry left");
+    let others = not_entries(&cache);
+    assert!(others.is_empty(), "partial entries left: {others:?}");
 }
 
 /// A cache its owner made read-only (as uid 65534, which root's permission
@@ -450,4 +461,94 @@ fn the_cache_is_kept_within_its_size() {
     support::remove_pycaches(&tree);
     support::compileall(&python, s.path(), &[OsStr::new("-q"), tree.as_os_str()]);
     assert_eq!(diff_pycs(&pycs_under(&tree), &ours), "");
+}
+
+/// Runs killed (SIGKILL) at points spread over a whole run, each storing
+/// into the same cache (each under `-d /roundN`, so every compile is a new
+/// key): no partial entry is ever visible, every run reading what a killed
+/// run stored finds no damaged entry, and the pycs from a partly stored
+/// cache are compileall's.
+#[test]
+fn kills_while_storing_leave_no_partial_entry() {
+    let python = python3();
+    let s = scratch();
+    let tree = sample(&python, s.path());
+    let n = sources(&tree);
+    let work = s.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    support::copy_tree(&tree, &work.join("tree"));
+    let cache = s.path().join("cache");
+    let command = |cache: &Path, round: u32| {
+        let mut cmd = precompyle();
+        cmd.current_dir(&work)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(["-q", "-f", "--backend", "cpython", "-d"])
+            .arg(format!("/round{round}"))
+            .arg("tree");
+        cmd
+    };
+    // How long a run storing everything takes, on a throwaway cache.
+    let clock = std::time::Instant::now();
+    let out = run(&mut command(&s.path().join("throwaway"), 0));
+    let full_run = clock.elapsed();
+    assert_eq!(cache_counts(&out).2, n, "every result stored (the syntax error too)");
+
+    let kills: u32 = std::env::var("PRECOMPYLE_FAULT_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let (mut landed, mut rounds, mut window) = (0, 0, full_run);
+    while landed < kills && rounds < kills * 3 {
+        rounds += 1;
+        let round = rounds;
+        let child = command(&cache, round)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread over the run; a kill that finds the run over shrinks the window.
+        if support::kill_after(child, window * (landed + 1) / (kills + 1)) {
+            landed += 1;
+        } else {
+            window = window * 3 / 4;
+        }
+        let partial = not_entries(&cache);
+        assert!(partial.is_empty(), "round {round}: not entries: {partial:?}");
+    }
+    assert_eq!(
+        landed, kills,
+        "only {landed} of {rounds} kills landed before the run ended"
+    );
+
+    // Every killed run's keys again: what it stored is read, nothing damaged.
+    let mut hits = 0;
+    for round in 1..=rounds {
+        let out = run(&mut command(&cache, round));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("invalid ignored"), "round {round}: {stderr}");
+        hits += cache_counts(&out).0;
+    }
+    let middle = rounds / 2;
+    let round_dir = format!("/round{middle}");
+    let ours = [
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+        OsStr::new("-q"),
+        OsStr::new("-d"),
+        OsStr::new(&round_dir),
+        OsStr::new("tree"),
+    ];
+    let oracle = [
+        OsStr::new("-q"),
+        OsStr::new("-d"),
+        OsStr::new(&round_dir),
+        OsStr::new("tree"),
+    ];
+    let p = support::parity(&python, &tree, &work, &oracle, &ours, &[]);
+    assert_eq!(diff_pycs(&p.oracle_pycs, &p.our_pycs), "");
+    eprintln!(
+        "REPORT cache kills: {landed} of {rounds} runs killed; their keys again: {hits} of {} read from the cache, \
+         0 invalid; pycs of round {middle} = compileall's",
+        u64::from(rounds) * n
+    );
 }

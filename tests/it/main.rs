@@ -15,4 +15,5 @@ mod hostile;
 mod native;
 mod parity;
 mod runtime;
+mod warnings;
 mod writes;

@@ -413,3 +413,12 @@ pub fn python_for_nobody() -> Option<&'static Path> {
         None
     }
 }
+
+/// SIGKILL `child` after `delay`; whether the kill landed (the run had not
+/// ended by itself).
+pub fn kill_after(mut child: std::process::Child, delay: std::time::Duration) -> bool {
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().expect("reap the killed run");
+    std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL)
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{precompyle, pyenv, scratch, temp_files, verify_pycs};
+use crate::support::{self, precompyle, pyenv, scratch, temp_files, verify_pycs};
 
 /// A package of `files` small modules at `<dir>/tree/pkg`.
 fn package(dir: &Path, files: usize) -> PathBuf {
@@ -171,11 +171,8 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = window.mul_f64((seed % 1000) as f64 / 1000.0);
-        let mut child = native(if forced { &["-f"] } else { &[] }, &tree).spawn().unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        if std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL) {
+        let child = native(if forced { &["-f"] } else { &[] }, &tree).spawn().unwrap();
+        if support::kill_after(child, delay) {
             landed += 1;
         } else {
             window = window * 3 / 4;

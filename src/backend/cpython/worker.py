@@ -33,6 +33,13 @@ import marshal
 import os
 import sys
 
+# Warnings raised while compiling (a DeprecationWarning from constant
+# folding, `~True` on 3.12) are attributed to the module calling compile():
+# as `python -c` that would be __main__, whose DeprecationWarnings Python
+# shows by default. py_compile calls it from importlib, where they are
+# ignored: so must we.
+__name__ = "_pcw_worker"
+
 _pcw_OK = 0
 _pcw_COMPILE_ERROR = 1
 _pcw_MARSHAL_ERROR = 2
@@ -56,6 +63,11 @@ def _pcw_take_protocol_fds():
     os.dup2(_pcw_devnull, 0)
     os.close(_pcw_devnull)
     os.dup2(2, 1)
+    # Warnings go to stderr, which workers share: written in pieces (the C
+    # fallback of `warnings` writes file, line and message separately), two
+    # workers' warnings would mix within a line. Buffered here and flushed
+    # after each file, each file's warnings leave in one write.
+    sys.stderr = open(2, "w", 1 << 16, sys.stderr.encoding, sys.stderr.errors, closefd=False)
     sys.stdout = sys.stderr
     return open(_pcw_requests, "rb"), open(_pcw_responses, "wb")
 
@@ -218,6 +230,7 @@ def _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters):
 
             time.sleep(float(_pcw_filename))
         _pcw_status, _pcw_payload = _pcw_compile_one(_pcw_source, _pcw_filename, _pcw_optimize, _pcw_distrust)
+        sys.stderr.flush()
         if _pcw_interned_latin1 is not None and _pcw_status == _pcw_OK and not _pcw_source.isascii():
             _pcw_names, _pcw_constants = _pcw_latin1_names_and_constants(marshal.loads(_pcw_payload))
             if (_pcw_constants - _pcw_names) & _pcw_interned_latin1:
@@ -253,6 +266,10 @@ def _pcw_main():
         _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters)
     except BrokenPipeError:
         pass  # the pool went away; nobody is left to answer
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
     os._exit(0)
 
 

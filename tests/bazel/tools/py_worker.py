@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The yardstick for precompyle's worker: a minimal JSON persistent worker in
 Python that calls py_compile for each request, as a Python precompiler
 would. Singleplex; reads requests whether Bazel separates them with
