@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod native;
 mod parity;
+mod pypy;
 mod runtime;
 mod warnings;
 mod writes;

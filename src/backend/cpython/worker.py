@@ -18,9 +18,9 @@
 # 4. Before 3.13, one-character strings U+0080-U+00FF are process-wide
 #    singletons that stay interned once an identifier made them so (`ä = 1`),
 #    and marshal then writes an equal string constant of a later file as
-#    interned. A worker asks for such a file to be redone by a fresh worker
-#    (REDO) when an earlier file of its life had such a name (only non-ASCII
-#    sources are looked at).
+#    interned (found in html/entities.py, test_string_literals.py, idna's
+#    uts46data.py after test_unicode_identifiers.py). A worker retires
+#    after a file with such a name (RETIRE).
 # Nothing else may change the state: no class, closure or lambda in this
 # file (their qualnames would be interned here but not in py_compile).
 # 3.8-3.10 write a marshal reference for an interned string used once in a
@@ -169,22 +169,12 @@ def _pcw_names_and_constants(_pcw_code):
     return _pcw_names, _pcw_constants
 
 
-def _pcw_is_latin1_character(_pcw_obj):
-    return type(_pcw_obj) is str and len(_pcw_obj) == 1 and 0x80 <= ord(_pcw_obj) <= 0xFF
-
-
-def _pcw_latin1_names_and_constants(_pcw_code):
-    """The one-character U+0080-U+00FF strings `code` uses as names, and those
-    it holds as constants (in tuples and frozensets too)."""
-    _pcw_names, _pcw_pending = _pcw_names_and_constants(_pcw_code)
-    _pcw_constants = set()
-    while _pcw_pending:
-        _pcw_obj = _pcw_pending.pop()
-        if type(_pcw_obj) is tuple or type(_pcw_obj) is frozenset:
-            _pcw_pending.extend(_pcw_obj)
-        elif _pcw_is_latin1_character(_pcw_obj):
-            _pcw_constants.add(_pcw_obj)
-    return set(filter(_pcw_is_latin1_character, _pcw_names)), _pcw_constants
+def _pcw_latin1_names(_pcw_code):
+    """Whether `code` uses a one-character U+0080-U+00FF string as a name."""
+    for _pcw_name in _pcw_names_and_constants(_pcw_code)[0]:
+        if len(_pcw_name) == 1 and 0x80 <= ord(_pcw_name) <= 0xFF:
+            return True
+    return False
 
 
 def _pcw_send(_pcw_responses, _pcw_job, _pcw_status, _pcw_payload, _pcw_marker=b""):
@@ -215,8 +205,7 @@ def _pcw_become_py_compile_main():
 def _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters):
     _pcw_loaded = len(sys.modules)
     _pcw_distrust = None  # the first job runs in the fresh state: trust it
-    # CPython before 3.13: the latin-1 characters identifiers have interned so far.
-    _pcw_interned_latin1 = set() if hasattr(sys, "getrefcount") and sys.version_info < (3, 13) else None
+    _pcw_latin1_matters = hasattr(sys, "getrefcount") and sys.version_info < (3, 13)
     while True:
         _pcw_head = _pcw_requests.read(_pcw_REQUEST_HEADER)
         if len(_pcw_head) < _pcw_REQUEST_HEADER:
@@ -231,13 +220,11 @@ def _pcw_serve(_pcw_requests, _pcw_responses, _pcw_state_matters):
             time.sleep(float(_pcw_filename))
         _pcw_status, _pcw_payload = _pcw_compile_one(_pcw_source, _pcw_filename, _pcw_optimize, _pcw_distrust)
         sys.stderr.flush()
-        if _pcw_interned_latin1 is not None and _pcw_status == _pcw_OK and not _pcw_source.isascii():
-            _pcw_names, _pcw_constants = _pcw_latin1_names_and_constants(marshal.loads(_pcw_payload))
-            if (_pcw_constants - _pcw_names) & _pcw_interned_latin1:
-                _pcw_status, _pcw_payload = _pcw_REDO, b""
+        if _pcw_latin1_matters and _pcw_status == _pcw_OK and not _pcw_source.isascii():
+            # An identifier outside ASCII needs a non-ASCII source.
+            if _pcw_latin1_names(marshal.loads(_pcw_payload)):
                 _pcw_send(_pcw_responses, _pcw_job, _pcw_status | _pcw_RETIRE, _pcw_payload)
                 return
-            _pcw_interned_latin1.update(_pcw_names)
         if _pcw_state_matters:
             _pcw_distrust = _pcw_shared_frozenset_may_differ
             if _pcw_status == _pcw_REDO or len(sys.modules) != _pcw_loaded:
