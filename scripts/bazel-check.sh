@@ -127,9 +127,10 @@ for strategy in multiplex singleplex sandboxed one-shot python; do
     fi
     clean_time[$strategy]=$seconds
     ran=$(actions_run "$log.clean.log")
-    mismatch=$(cd "$ws/bazel-bin" && find tree -name '*.pyc' | while read -r pyc; do
+    differing=$(cd "$ws/bazel-bin" && find tree -name '*.pyc' | while read -r pyc; do
         cmp -s "$pyc" "$work/reference/$pyc" || echo "$pyc"
-    done | wc -l)
+    done)
+    mismatch=$(grep -c . <<<"$differing" || true)
     pycs=$(cd "$ws/bazel-bin" && find tree -name '*.pyc' | wc -l)
     if ((pycs == files && mismatch == 0 && ran == files)); then
         pass "$strategy" "clean: ${seconds}s, $ran actions, $pycs pycs identical to py_compile's"
@@ -140,11 +141,7 @@ for strategy in multiplex singleplex sandboxed one-shot python; do
     else
         fail "$strategy" "clean: $ran actions, $pycs pycs of $files, $mismatch differ from py_compile's"
     fi
-    if ((mismatch > 0)); then
-        (cd "$ws/bazel-bin" && find tree -name '*.pyc' | while read -r pyc; do
-            cmp -s "$pyc" "$work/reference/$pyc" || echo "      differs: $pyc"
-        done | head -5) || true  # head closing the pipe is not a failure
-    fi
+    head -5 <<<"$differing" | sed '/^$/d; s/^/      differs: /'
     cp "$edit" "$work/decoder.orig"
     echo "# edited for an incremental build ($strategy)" >>"$edit"
     if seconds=$(build "$strategy" "$log.incremental.log"); then

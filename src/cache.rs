@@ -292,7 +292,7 @@ impl Cache {
         if let Some(fd) = slot.get() {
             return Ok(fd.as_fd());
         }
-        let path = entries.join(format!("{:02x}", key.0[0]));
+        let path = entries.join(fanout_name(key));
         let fd = match pyc::open_dir(&path) {
             Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
                 make_dir(&path)?;
@@ -340,13 +340,21 @@ fn identity(target: &Target, hash_seed: Option<&std::ffi::OsStr>) -> Vec<u8> {
 
 /// `ab/cdef…`: 256 fan-out directories keep each one small.
 fn entry_name(key: &Key) -> PathBuf {
-    let hex = key.hex();
-    Path::new(&hex[..2]).join(&hex[2..])
+    Path::new(&fanout_name(key)).join(file_name_in_fanout(key))
 }
 
-/// `cdef…`: the entry's name in its fan-out directory.
+/// `ab`: the key's first byte names its fan-out directory.
+fn fanout_name(key: &Key) -> String {
+    format!("{:02x}", key.0[0])
+}
+
+/// `cdef…`: the rest of the key names the entry in that directory.
+fn file_name_in_fanout(key: &Key) -> String {
+    key.hex().split_off(2)
+}
+
 fn entry_file_name(key: &Key) -> CString {
-    CString::new(&key.hex()[2..]).expect("hex has no NUL")
+    CString::new(file_name_in_fanout(key)).expect("hex has no NUL")
 }
 
 fn make_dir(path: &Path) -> io::Result<()> {
