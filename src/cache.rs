@@ -70,6 +70,26 @@ pub struct CacheReport {
     pub notices: Vec<String>,
 }
 
+impl CacheReport {
+    /// Two caches' reports on the same directory (a run with several
+    /// targets has one cache per target) as one.
+    pub fn merge(mut self, other: CacheReport) -> CacheReport {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.stored += other.stored;
+        self.stored_bytes += other.stored_bytes;
+        self.invalid += other.invalid;
+        self.evicted += other.evicted;
+        self.evicted_bytes += other.evicted_bytes;
+        for notice in other.notices {
+            if !self.notices.contains(&notice) {
+                self.notices.push(notice);
+            }
+        }
+        self
+    }
+}
+
 pub struct Cache {
     settings: CacheSettings,
     /// BLAKE3 of the compiler identity, the first thing each key hashes.

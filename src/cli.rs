@@ -26,7 +26,7 @@ pub mod env {
 
 const OWN: &str = "precompyle options";
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "precompyle",
     version,
@@ -108,13 +108,14 @@ pub struct Cli {
 
     /// Target interpreter: asked once for version, magic number and cache tag [default: python3.X
     /// for --target 3.X, then python3; under `python -m precompyle`, the interpreter running it
-    /// first].
+    /// first]. Repeat it to compile for several interpreters in one run.
     #[arg(long, value_name = "PATH", env = env::PYTHON, help_heading = OWN)]
-    pub python: Option<PathBuf>,
+    pub python: Vec<PathBuf>,
 
-    /// Python version to compile for [default: that of the interpreter].
-    #[arg(long, value_name = "3.X", env = env::TARGET, value_parser = parse_target, help_heading = OWN)]
-    pub target: Option<(u32, u32)>,
+    /// Python version to compile for [default: that of the interpreter]. Several, comma-separated
+    /// (3.12,3.13,3.14), compile each source for each version in one run.
+    #[arg(long, value_name = "3.X", env = env::TARGET, value_parser = parse_target, value_delimiter = ',', help_heading = OWN)]
+    pub target: Vec<(u32, u32)>,
 
     /// Who compiles. cpython: workers of the target interpreter (any CPython 3.8+). native: serc,
     /// in-process, for 3.12-3.15, no Python needed once --target is given. auto: cpython when an

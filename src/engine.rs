@@ -23,6 +23,7 @@ use crate::file::{FileDecider, compile_failed};
 use crate::prewalk::{Item, ItemKind, Prewalk, walk};
 use crate::report::{FileReport, FileResult, Printer};
 use crate::settings::{Dests, Settings, lexical_absolute};
+use crate::source::SourceOnce;
 use crate::target::{Compiler, Target};
 use crate::watchdog::{Slot, Watchdog, Watched, timeout_failure, watch_this_thread};
 
@@ -40,8 +41,15 @@ const BATCH_FILES: usize = 32;
 const BATCH_AGE: Duration = Duration::from_millis(250);
 
 pub struct Engine {
+    /// The first target's settings: what all targets share (arguments,
+    /// levels, prefix, `-j`); see `Settings::for_targets`.
     settings: &'static Settings,
-    decider: Arc<FileDecider>,
+    /// One per target, in the run's order: each decides a file for its own
+    /// target.
+    deciders: Arc<[FileDecider]>,
+    /// How deep the walk goes: the deepest of the targets' (each applies
+    /// its own to the files).
+    maxlevels: i64,
     threads: usize,
     /// The stack each thread asks for (`None`: the default).
     stack: Option<usize>,
@@ -50,28 +58,49 @@ pub struct Engine {
     watch: Option<Duration>,
 }
 
+/// One target of a run, with its own settings and compile cache.
+pub struct RunTarget {
+    pub settings: &'static Settings,
+    pub target: &'static Target,
+    pub cache: Option<&'static Cache>,
+}
+
 impl Engine {
-    pub fn new(settings: &'static Settings, target: &'static Target, cache: Option<&'static Cache>) -> Engine {
-        let (threads, stack, watch) = match target.compiler {
-            // More threads than Python workers, so the Rust side (reading,
-            // hashing, writing) never leaves a worker idle.
-            Compiler::Cpython => ((settings.workers * 2).clamp(2, 64), None, None),
-            // Each thread compiles itself.
-            Compiler::Native => (settings.workers.clamp(1, 64), Some(NATIVE_STACK), settings.timeout),
+    /// `targets` is never empty; the first one's settings are the run's.
+    pub fn new(targets: &[RunTarget]) -> Engine {
+        let settings = targets[0].settings;
+        let any = |compiler| targets.iter().any(|t| t.target.compiler == compiler);
+        // With Python workers, more threads than workers, so the Rust side
+        // (reading, hashing, writing) never leaves a worker idle; native
+        // threads compile themselves, on a big stack, watched under
+        // `--timeout`.
+        let threads = if any(Compiler::Cpython) {
+            (settings.workers * 2).clamp(2, 64)
+        } else {
+            settings.workers.clamp(1, 64)
         };
+        let native = any(Compiler::Native);
         Engine {
             settings,
-            decider: Arc::new(FileDecider::new(settings, target, cache)),
+            deciders: targets
+                .iter()
+                .map(|t| FileDecider::new(t.settings, t.target, t.cache))
+                .collect(),
+            maxlevels: targets
+                .iter()
+                .map(|t| t.settings.maxlevels)
+                .max()
+                .unwrap_or(settings.maxlevels),
             threads,
-            stack,
-            watch,
+            stack: native.then_some(NATIVE_STACK),
+            watch: if native { settings.timeout } else { None },
         }
     }
 
     pub fn run(&self, printer: &mut Printer, prewalk: Option<Prewalk>) {
         match &self.settings.dests {
             Dests::Paths(paths) => {
-                let maxlevels = self.settings.maxlevels;
+                let maxlevels = self.maxlevels;
                 let walked = match prewalk {
                     Some(walked) if walked.limit >= maxlevels => walked,
                     _ => Prewalk::new(paths, maxlevels),
@@ -105,7 +134,7 @@ impl Engine {
             .iter()
             .filter(|i| i.kind == ItemKind::File && i.path.as_os_str().as_bytes().ends_with(b".py"))
             .count();
-        printer.add_to_total(candidates as u64);
+        printer.add_to_total((candidates * self.deciders.len()) as u64);
         let repeats = if args.len() > 1 {
             self.repeated_pycs(&items)
         } else {
@@ -114,12 +143,13 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             any_repeats: repeats.iter().any(Option::is_some),
-            done: Completion::new(items.len()),
+            done: Completion::new(items.len() * self.deciders.len()),
             repeats,
             items,
             args: args.to_vec(),
             next_claim: AtomicUsize::new(0),
-            decider: self.decider.clone(),
+            deciders: self.deciders.clone(),
+            resume: Mutex::new(Vec::new()),
             tx,
             stack: self.stack,
             threads: Mutex::new(Vec::new()),
@@ -143,21 +173,27 @@ impl Engine {
             }
         }
         let mut ok = true;
+        // Reports by (item, target); printed in item order, each file's
+        // targets in the run's order.
         let mut pending = BTreeMap::new();
-        let mut next_print = 0;
-        let items = &shared.items;
-        let mut emit = |pending: &mut BTreeMap<usize, FileReport>, printer: &mut Printer| {
+        let (mut next_print, mut next_target) = (0, 0);
+        let (items, targets) = (&shared.items, self.deciders.len());
+        let mut emit = |pending: &mut BTreeMap<(usize, usize), FileReport>, printer: &mut Printer| {
             while let Some(item) = items.get(next_print) {
                 match item.kind {
                     ItemKind::Listing => printer.listing(item.path.as_os_str().as_bytes()),
                     ItemKind::CantList => printer.cant_list(item.path.as_os_str().as_bytes()),
-                    ItemKind::File => match pending.remove(&next_print) {
-                        Some(report) => {
+                    ItemKind::File => {
+                        while next_target < targets {
+                            let Some(report) = pending.remove(&(next_print, next_target)) else {
+                                return;
+                            };
                             ok &= !matches!(report.result, FileResult::Failed { .. });
-                            printer.file(report)
+                            printer.file(report);
+                            next_target += 1;
                         }
-                        None => return,
-                    },
+                        next_target = 0;
+                    }
                 }
                 next_print += 1;
             }
@@ -166,7 +202,7 @@ impl Engine {
         while live > 0 {
             match rx.recv() {
                 Ok(Message::Reports(batch)) => {
-                    pending.extend(batch);
+                    pending.extend(batch.into_iter().map(|(i, report)| ((i, report.target), report)));
                     emit(&mut pending, printer);
                 }
                 Ok(Message::Done) => live -= 1,
@@ -204,8 +240,9 @@ impl Engine {
                     return None;
                 }
                 let path = &item.path;
-                let runtime = self.decider.runtime_path(path).ok()?;
-                let pyc = self.decider.pyc_path(&runtime, level).ok()?;
+                // Targets differ only in the pyc's name: the first tells.
+                let runtime = self.deciders[0].runtime_path(path).ok()?;
+                let pyc = self.deciders[0].pyc_path(&runtime, level).ok()?;
                 let key = self.physical_pyc(&pyc, &mut physical_dirs);
                 match first.entry(key) {
                     Entry::Occupied(e) => Some(*e.get()),
@@ -261,7 +298,10 @@ struct Shared {
     any_repeats: bool,
     done: Completion,
     next_claim: AtomicUsize,
-    decider: Arc<FileDecider>,
+    deciders: Arc<[FileDecider]>,
+    /// (item, target) where an abandoned thread's file stopped: its
+    /// remaining targets are decided by the next thread to look.
+    resume: Mutex<Vec<(usize, usize)>>,
     tx: Sender<Message>,
     stack: Option<usize>,
     /// Every thread started, to be joined unless abandoned.
@@ -280,7 +320,9 @@ enum Message {
 #[derive(Default)]
 struct Worker {
     slot: Slot,
+    /// The item and target being decided.
     current: AtomicUsize,
+    current_target: AtomicUsize,
     batch: Mutex<Batch>,
 }
 
@@ -358,7 +400,8 @@ impl Shared {
         Ok(())
     }
 
-    /// A thread's life: claim the next item, decide it, queue its report.
+    /// A thread's life: claim the next item, decide it for each target,
+    /// queue the reports.
     fn decide(&self, worker: &Arc<Worker>) {
         let _done = SaysDone { shared: self, worker };
         if self.watchdog.get().is_some() {
@@ -368,60 +411,102 @@ impl Shared {
             if crate::run::interrupted() {
                 break;
             }
-            let i = self.next_claim.fetch_add(1, Ordering::Relaxed);
+            let resumed = self.resume.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let (i, first_target) = match resumed {
+                Some(at) => at,
+                None => (self.next_claim.fetch_add(1, Ordering::Relaxed), 0),
+            };
             let Some(item) = self.items.get(i) else { break };
             if item.kind != ItemKind::File {
                 continue;
             }
             worker.current.store(i, Ordering::Relaxed);
-            let report = match self.repeats[i] {
-                // compileall meets this pyc a second time, finds it
-                // fresh and says nothing, unless the first attempt failed.
-                Some(first) if self.done.wait_succeeded(first) => FileReport {
-                    path: item.path.as_os_str().as_bytes().to_vec(),
-                    warning: None,
-                    result: FileResult::Fresh,
-                },
-                _ => self
-                    .decider
-                    .process_file(&item.path, item.dir_arg.map(|a| self.args[a].as_path())),
-            };
-            let mut batch = worker.batch();
-            // The watchdog reported this file and sent the batch: end
-            // without a word.
-            if worker.slot.abandoned() {
-                return;
-            }
-            if self.any_repeats {
-                self.done.finish(i, !matches!(report.result, FileResult::Failed { .. }));
-            }
-            batch.reports.push((i, report));
-            if batch.reports.len() >= BATCH_FILES || batch.since.elapsed() > BATCH_AGE {
-                let full = std::mem::take(&mut *batch);
-                drop(batch);
-                if self.tx.send(Message::Reports(full.reports)).is_err() {
+            let source = SourceOnce::new(&item.path);
+            for (k, decider) in self.deciders.iter().enumerate().skip(first_target) {
+                worker.current_target.store(k, Ordering::Relaxed);
+                let mut report = self.decide_one(i, k, decider, &source);
+                report.target = k;
+                if !self.queue(worker, i, report) {
                     return;
                 }
             }
         }
     }
 
+    /// Item `i` for target `k`.
+    fn decide_one(&self, i: usize, k: usize, decider: &FileDecider, source: &SourceOnce<'_>) -> FileReport {
+        let item = &self.items[i];
+        let skipped = |result| FileReport {
+            path: item.path.as_os_str().as_bytes().to_vec(),
+            target: k,
+            warning: None,
+            result,
+        };
+        if !item.within(decider.maxlevels()) {
+            return skipped(FileResult::Skipped);
+        }
+        match self.repeats[i] {
+            // compileall meets this pyc a second time, finds it fresh and
+            // says nothing, unless the first attempt failed.
+            Some(first) if self.done.wait_succeeded(self.slot(first, k)) => skipped(FileResult::Fresh),
+            _ => decider.process_file(source, item.dir_arg.map(|a| self.args[a].as_path())),
+        }
+    }
+
+    /// Where (item, target) is in `done`.
+    fn slot(&self, i: usize, k: usize) -> usize {
+        i * self.deciders.len() + k
+    }
+
+    /// Put a report in the thread's batch, sending the batch when it is
+    /// full or old. False when the thread must end: it was abandoned (the
+    /// watchdog reported this file and sent the batch) or nobody listens.
+    fn queue(&self, worker: &Worker, i: usize, report: FileReport) -> bool {
+        let k = report.target;
+        let mut batch = worker.batch();
+        if worker.slot.abandoned() {
+            return false;
+        }
+        if self.any_repeats {
+            self.done
+                .finish(self.slot(i, k), !matches!(report.result, FileResult::Failed { .. }));
+        }
+        batch.reports.push((i, report));
+        if batch.reports.len() >= BATCH_FILES || batch.since.elapsed() > BATCH_AGE {
+            let full = std::mem::take(&mut *batch);
+            drop(batch);
+            if self.tx.send(Message::Reports(full.reports)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The watchdog gave up on `worker`'s compile: report its file as timed
-    /// out, send the reports it held, and put a new thread in its place.
+    /// out for that target, send the reports it held, leave the file's
+    /// other targets to the next thread, and put a new thread in its place.
     fn abandoned(self: &Arc<Shared>, worker: &Worker, limit: Duration) {
         let i = worker.current.load(Ordering::Relaxed);
+        let k = worker.current_target.load(Ordering::Relaxed);
         let mut reports = std::mem::take(&mut worker.batch().reports);
         let path = self.items[i].path.as_os_str().as_bytes().to_vec();
         reports.push((
             i,
             FileReport {
                 path,
+                target: k,
                 warning: None,
                 result: compile_failed(timeout_failure(limit)),
             },
         ));
         if self.any_repeats {
-            self.done.finish(i, false);
+            self.done.finish(self.slot(i, k), false);
+        }
+        if k + 1 < self.deciders.len() {
+            self.resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((i, k + 1));
         }
         let _ = self.tx.send(Message::Reports(reports));
         if self.spawn().is_err() {

@@ -24,7 +24,7 @@ use crate::pycdir::{DirError, Lookup, PycDirs};
 use crate::pyrepr::os_error_text;
 use crate::report::{ErrorKind, FileReport, FileResult};
 use crate::settings::{Settings, lexical_absolute, resolve_in_root};
-use crate::source;
+use crate::source::SourceOnce;
 use crate::target::{Compiler, Target};
 use crate::watchdog::WatchedBackend;
 
@@ -64,14 +64,19 @@ impl FileDecider {
         }
     }
 
-    pub fn process_file(&self, fullname: &Path, dir_arg: Option<&Path>) -> FileReport {
+    /// Everything for one file and this decider's target; `source` is
+    /// shared with the run's other targets, which read it through the same
+    /// value.
+    pub fn process_file(&self, source: &SourceOnce<'_>, dir_arg: Option<&Path>) -> FileReport {
+        let fullname = source.path();
         let mut report = FileReport {
             path: fullname.as_os_str().as_bytes().to_vec(),
+            target: 0,
             warning: None,
             result: FileResult::Skipped,
         };
-        report.result = match self.prepare(fullname, dir_arg, &mut report.warning) {
-            Ok(Some(plan)) => self.build(plan),
+        report.result = match self.prepare(source, dir_arg, &mut report.warning) {
+            Ok(Some(plan)) => self.build(plan, source),
             Ok(None) => FileResult::Skipped,
             Err(failed) => failed,
         };
@@ -82,11 +87,12 @@ impl FileDecider {
     /// suffix, see below): dfile, `-x`, `-e`, suffix, regular file, pyc paths.
     fn prepare<'p>(
         &self,
-        fullname: &'p Path,
+        source: &SourceOnce<'p>,
         dir_arg: Option<&Path>,
         warning: &mut Option<String>,
     ) -> Result<Option<Plan<'p>>, FileResult> {
         let s = self.settings;
+        let fullname = source.path();
         let runtime = self.runtime_path(fullname)?;
         let runtime_arg = dir_arg.map(|d| self.runtime_path(d)).transpose()?;
         let dfile = match s.dfile.dfile_for(&runtime, runtime_arg.as_deref()) {
@@ -115,12 +121,9 @@ impl FileDecider {
         if !fullname.as_os_str().as_bytes().ends_with(b".py") {
             return Ok(None);
         }
-        let Ok(meta) = std::fs::metadata(fullname) else {
+        let Some(meta) = source.stat().filter(|m| m.is_file()).cloned() else {
             return Ok(None);
         };
-        if !meta.is_file() {
-            return Ok(None);
-        }
         let pycs = s
             .opt_levels
             .iter()
@@ -133,6 +136,11 @@ impl FileDecider {
             meta,
             pycs,
         }))
+    }
+
+    /// How deep below a directory argument this target's walk goes.
+    pub fn maxlevels(&self) -> i64 {
+        self.settings.maxlevels
     }
 
     /// The path the file will have at run time: itself, or under `--root`
@@ -194,13 +202,13 @@ impl FileDecider {
         Ok(written)
     }
 
-    fn build(&self, plan: Plan<'_>) -> FileResult {
+    fn build(&self, plan: Plan<'_>, read: &SourceOnce<'_>) -> FileResult {
         let s = self.settings;
-        let mut source: Option<(Vec<u8>, Stamp)> = None;
+        let mut source: Option<(&[u8], Stamp)> = None;
         // Which pycs are known not to exist (so nothing needs replacing).
         let mut missing = vec![false; plan.pycs.len()];
         if !s.force || s.check {
-            let stamp = match self.stamp_before_compiling(&plan, &mut source) {
+            let stamp = match self.stamp_before_compiling(&plan, read, &mut source) {
                 Ok(stamp) => stamp,
                 Err(e) => return read_failed(&plan, &e),
             };
@@ -219,7 +227,7 @@ impl FileDecider {
                 return FileResult::Stale(stale);
             }
         }
-        match self.compile_and_write(&plan, source, &missing) {
+        match self.compile_and_write(&plan, read, source, &missing) {
             Ok(()) => FileResult::Compiled,
             Err(failure) => failure,
         }
@@ -249,36 +257,43 @@ impl FileDecider {
     /// The header stamp the pyc must carry now. Timestamp mode needs only the
     /// stat; hash modes read the source, which is kept with its stamp for the
     /// compile.
-    fn stamp_before_compiling(&self, plan: &Plan<'_>, source: &mut Option<(Vec<u8>, Stamp)>) -> std::io::Result<Stamp> {
+    fn stamp_before_compiling<'s>(
+        &self,
+        plan: &Plan<'_>,
+        read: &'s SourceOnce<'_>,
+        source: &mut Option<(&'s [u8], Stamp)>,
+    ) -> std::io::Result<Stamp> {
         if self.settings.mode == InvalidationMode::Timestamp {
             return Ok(timestamp_of(&plan.meta));
         }
-        let (bytes, stamp) = self.read_stamped(plan)?;
+        let (bytes, stamp) = self.read_stamped(read)?;
         *source = Some((bytes, stamp));
         Ok(stamp)
     }
 
-    /// The source bytes and the stamp that describes exactly those bytes.
-    fn read_stamped(&self, plan: &Plan<'_>) -> std::io::Result<(Vec<u8>, Stamp)> {
-        if self.settings.mode != InvalidationMode::Timestamp {
-            let (bytes, _) = source::read(plan.fullname, &plan.meta)?;
-            let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, &bytes);
-            return Ok((bytes, Stamp::Hash(hash)));
+    /// The source bytes and the stamp that describes exactly those bytes
+    /// (a hash mode's hash is keyed by this target's magic number).
+    fn read_stamped<'s>(&self, read: &'s SourceOnce<'_>) -> std::io::Result<(&'s [u8], Stamp)> {
+        let timestamp = self.settings.mode == InvalidationMode::Timestamp;
+        let (bytes, meta) = read.contents(timestamp)?;
+        if timestamp {
+            return Ok((bytes, timestamp_of(meta)));
         }
-        let (bytes, meta) = source::read_settled(plan.fullname, &plan.meta)?;
-        Ok((bytes, timestamp_of(&meta)))
+        let hash = pyc::source_hash(self.target.magic, self.target.hash_algo, bytes);
+        Ok((bytes, Stamp::Hash(hash)))
     }
 
     fn compile_and_write(
         &self,
         plan: &Plan<'_>,
-        source: Option<(Vec<u8>, Stamp)>,
+        read: &SourceOnce<'_>,
+        source: Option<(&[u8], Stamp)>,
         missing: &[bool],
     ) -> Result<(), FileResult> {
         let s = self.settings;
         let (source, stamp) = match source {
             Some(read) => read,
-            None => self.read_stamped(plan).map_err(|e| read_failed(plan, &e))?,
+            None => self.read_stamped(read).map_err(|e| read_failed(plan, &e))?,
         };
         let header = pyc::header(self.target.magic, s.mode, stamp);
         let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
@@ -286,7 +301,7 @@ impl FileDecider {
         for ((level, pyc_path), &missing) in plan.pycs.iter().zip(missing) {
             self.check_destination(pyc_path)?;
             let body = self.compile(CompileJob {
-                source: &source,
+                source,
                 filename,
                 optimize: *level,
             })?;

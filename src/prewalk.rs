@@ -56,14 +56,19 @@ impl Prewalk {
         if maxlevels >= self.limit {
             return self.items;
         }
+        self.items.into_iter().filter(|item| item.within(maxlevels)).collect()
+    }
+}
+
+impl Item {
+    /// Whether a walk to `maxlevels` meets this item: a directory is listed
+    /// down to that depth, and the files of the deepest listed one are met.
+    pub fn within(&self, maxlevels: i64) -> bool {
         let max = usize::try_from(maxlevels.max(0)).unwrap_or(0);
-        self.items
-            .into_iter()
-            .filter(|item| match item.kind {
-                ItemKind::File => item.dir_arg.is_none() || item.depth <= max + 1,
-                ItemKind::Listing | ItemKind::CantList => item.depth <= max,
-            })
-            .collect()
+        match self.kind {
+            ItemKind::File => self.dir_arg.is_none() || self.depth <= max + 1,
+            ItemKind::Listing | ItemKind::CantList => self.depth <= max,
+        }
     }
 }
 

@@ -68,12 +68,14 @@ pub enum FileResult {
 pub struct FileReport {
     /// The path as compileall builds it (shown with `repr`).
     pub path: Vec<u8>,
+    /// Which of the run's targets (their order on the command line).
+    pub target: usize,
     /// A line compileall prints before handling the file (3.13+ stripdir warning).
     pub warning: Option<String>,
     pub result: FileResult,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 struct Counts {
     compiled: u64,
     fresh: u64,
@@ -85,6 +87,9 @@ struct Counts {
 #[derive(serde::Serialize)]
 struct JsonError {
     path: String,
+    /// The target's cache tag, in a run with several targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
     kind: ErrorKind,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +102,8 @@ struct JsonError {
 #[derive(serde::Serialize)]
 struct JsonStale {
     source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
     pyc: String,
     reason: Staleness,
 }
@@ -107,7 +114,11 @@ pub struct Printer {
     check: bool,
     out: BufWriter<Stdout>,
     bar: Option<ProgressBar>,
-    counts: Counts,
+    /// Per target, in the run's order.
+    counts: Vec<Counts>,
+    /// Per target, what starts its lines (`[cpython-313] `) when a run has
+    /// several; empty with one.
+    labels: Vec<String>,
     errors: Vec<JsonError>,
     stale: Vec<JsonStale>,
     file_list_error: bool,
@@ -132,11 +143,21 @@ impl Printer {
             check,
             out: BufWriter::new(io::stdout()),
             bar,
-            counts: Counts::default(),
+            counts: vec![Counts::default()],
+            labels: Vec::new(),
             errors: Vec::new(),
             stale: Vec::new(),
             file_list_error: false,
             cache: None,
+        }
+    }
+
+    /// A run with several targets: each file's lines start with its
+    /// target's cache tag, and each target gets its counts and summary.
+    pub fn set_targets(&mut self, targets: &[&Target]) {
+        self.counts = vec![Counts::default(); targets.len()];
+        if targets.len() > 1 {
+            self.labels = targets.iter().map(|t| format!("[{}] ", t.cache_tag)).collect();
         }
     }
 
@@ -199,36 +220,43 @@ impl Printer {
         {
             bar.inc(1);
         }
+        let label = self.labels.get(report.target).cloned().unwrap_or_default();
         if let Some(warning) = &report.warning
             && self.quiet < 2
             && self.text()
         {
-            self.line(warning);
+            self.line(&format!("{label}{warning}"));
         }
         // Only printed lines need the repr: not worked out for fresh files.
         let shown = || repr_path(&report.path);
+        let tag = (!self.labels.is_empty()).then(|| label.trim_matches(['[', ']', ' ']).to_owned());
+        let t = report.target;
         match report.result {
-            FileResult::Skipped => self.counts.skipped += 1,
-            FileResult::Fresh => self.counts.fresh += 1,
+            FileResult::Skipped => self.counts[t].skipped += 1,
+            FileResult::Fresh => self.counts[t].fresh += 1,
             FileResult::Compiled => {
-                self.counts.compiled += 1;
+                self.counts[t].compiled += 1;
                 if self.quiet == 0 && self.text() {
-                    self.line(&format!("Compiling {}...", shown()));
+                    self.line(&format!("{label}Compiling {}...", shown()));
                 }
             }
-            FileResult::Stale(pycs) => self.stale_pycs(&report.path, pycs),
+            FileResult::Stale(pycs) => {
+                self.counts[t].stale += 1;
+                self.stale_pycs(&report.path, pycs, &label, tag)
+            }
             FileResult::Failed {
                 kind,
                 message,
                 compiling_printed,
                 errno,
             } => {
-                self.counts.failed += 1;
+                self.counts[t].failed += 1;
                 if self.text() {
-                    self.failure(&shown(), &message, compiling_printed);
+                    self.failure(&label, &shown(), &message, compiling_printed);
                 }
                 self.errors.push(JsonError {
                     path: lossy(&report.path),
+                    target: tag,
                     kind,
                     message,
                     errno,
@@ -239,29 +267,28 @@ impl Printer {
     }
 
     /// compileall's three quiet levels for a failed file.
-    fn failure(&mut self, shown: &str, message: &str, compiling_printed: bool) {
+    fn failure(&mut self, label: &str, shown: &str, message: &str, compiling_printed: bool) {
         match self.quiet {
             0 => {
                 if compiling_printed {
-                    self.line(&format!("Compiling {shown}..."));
+                    self.line(&format!("{label}Compiling {shown}..."));
                 }
-                self.line(&format!("*** {message}"));
+                self.line(&format!("{label}*** {message}"));
             }
             1 => {
-                self.line(&format!("*** Error compiling {shown}..."));
+                self.line(&format!("{label}*** Error compiling {shown}..."));
                 self.line(message);
             }
             _ => {}
         }
     }
 
-    fn stale_pycs(&mut self, source: &[u8], pycs: Vec<(PathBuf, Staleness)>) {
-        self.counts.stale += 1;
+    fn stale_pycs(&mut self, source: &[u8], pycs: Vec<(PathBuf, Staleness)>, label: &str, tag: Option<String>) {
         for (pyc, reason) in pycs {
             let pyc_bytes = pyc.as_os_str().as_encoded_bytes();
             if self.text() && self.quiet < 2 {
                 let line = format!(
-                    "{}: {} for {}",
+                    "{label}{}: {} for {}",
                     reason.describe(),
                     repr_path(pyc_bytes),
                     repr_path(source)
@@ -270,6 +297,7 @@ impl Printer {
             }
             self.stale.push(JsonStale {
                 source: lossy(source),
+                target: tag.clone(),
                 pyc: lossy(pyc_bytes),
                 reason,
             });
@@ -277,33 +305,45 @@ impl Printer {
     }
 
     /// Finish output and return the exit code: 1 if any file failed (or,
-    /// with `--check`, was stale), like compileall.
-    pub fn finish(mut self, target: &Target, elapsed: Duration, interrupted: bool) -> u8 {
+    /// with `--check`, was stale), like compileall. `targets` are the run's,
+    /// in the order of `set_targets`.
+    pub fn finish(mut self, targets: &[&Target], elapsed: Duration, interrupted: bool) -> u8 {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         if interrupted && self.quiet < 2 && self.text() {
             self.line("\n[interrupted]");
         }
-        let failed = self.counts.failed > 0 || self.file_list_error || interrupted;
-        let stale = self.check && self.counts.stale > 0;
+        let total = self.counts.iter().fold(Counts::default(), |sum, c| sum.plus(c));
+        let failed = total.failed > 0 || self.file_list_error || interrupted;
+        let stale = self.check && total.stale > 0;
         let code = u8::from(failed || stale);
         if self.format == Format::Json {
-            let doc = serde_json::json!({
-                "target": target,
+            let per_target: Vec<_> = targets
+                .iter()
+                .zip(&self.counts)
+                .map(|(target, counts)| serde_json::json!({"target": target, "counts": counts}))
+                .collect();
+            let mut doc = serde_json::json!({
                 "check": self.check,
-                "counts": &self.counts,
+                "counts": &total,
+                "targets": per_target,
                 "elapsed_seconds": elapsed.as_secs_f64(),
                 "errors": &self.errors,
                 "stale": &self.stale,
                 "cache": &self.cache,
                 "exit_code": code,
             });
+            if let [target] = targets {
+                doc["target"] = serde_json::json!(target);
+            }
             let _ = writeln!(self.out, "{doc:#}");
         }
         let _ = self.out.flush();
         if self.quiet < 2 && self.format == Format::Text {
-            eprintln!("{}", self.summary(target, elapsed));
+            for (target, counts) in targets.iter().zip(&self.counts) {
+                eprintln!("{}", self.summary(counts, target, elapsed));
+            }
             if let Some(cache) = &self.cache {
                 for notice in &cache.notices {
                     eprintln!("precompyle: cache: {notice}");
@@ -314,8 +354,7 @@ impl Printer {
         code
     }
 
-    fn summary(&self, target: &Target, elapsed: Duration) -> String {
-        let c = &self.counts;
+    fn summary(&self, c: &Counts, target: &Target, elapsed: Duration) -> String {
         let what = if self.check {
             format!("{} stale or missing, {} fresh", c.stale, c.fresh)
         } else {
@@ -333,6 +372,17 @@ impl Printer {
                 Compiler::Native => "native",
             }
         )
+    }
+}
+
+impl Counts {
+    fn plus(mut self, other: &Counts) -> Counts {
+        self.compiled += other.compiled;
+        self.fresh += other.fresh;
+        self.failed += other.failed;
+        self.stale += other.stale;
+        self.skipped += other.skipped;
+        self
     }
 }
 

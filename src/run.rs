@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheReport};
 use crate::cli::Cli;
-use crate::engine::Engine;
+use crate::engine::{Engine, RunTarget};
 use crate::filelist::{FileListError, read_file_list};
 use crate::prewalk::Prewalk;
 use crate::report::{Printer, fatal};
-use crate::select::select;
+use crate::select::select_all;
 use crate::settings::{Environment, Settings};
 use crate::target::Target;
 
@@ -36,18 +36,11 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_args();
     let env = Environment::read();
-    // The interpreter starts while the tree is walked: neither needs the other.
-    let (backend, wanted, python) = (cli.backend, cli.target, cli.python.clone());
+    // The interpreters start while the tree is walked: neither needs the other.
+    let (backend, wanted, pythons) = (cli.backend, cli.target.clone(), cli.python.clone());
     let default_python = env.default_python.clone();
-    let probe = std::thread::spawn(move || {
-        select(
-            backend,
-            wanted,
-            python.as_deref(),
-            default_python.as_deref(),
-            &Target::probe,
-        )
-    });
+    let probe =
+        std::thread::spawn(move || select_all(backend, &wanted, &pythons, default_python.as_deref(), &Target::probe));
     let flist = cli.flist.clone();
     let file_list = flist.as_deref().map(read_file_list).transpose();
     let prewalk = match &file_list {
@@ -58,14 +51,15 @@ pub fn main() -> ExitCode {
         }
         _ => None,
     };
-    let target = match probe.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+    let targets = match probe.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
         Ok(t) => t,
         Err(e) => {
             fatal(&e);
             return ExitCode::from(2);
         }
     };
-    crate::pyrepr::set_target_version(target.minor_version());
+    // Paths are shown as the first target would show them.
+    crate::pyrepr::set_target_version(targets[0].minor_version());
     let file_list = match file_list {
         Ok(list) => list.unwrap_or_default(),
         Err(FileListError::NotUtf8) => {
@@ -75,37 +69,51 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         Err(FileListError::Unreadable) => {
-            let s = settings_or_exit(cli, &env, &target, Vec::new());
+            let s = settings_or_exit(cli, &env, &targets, Vec::new());
             let Ok(settings) = s else {
                 return ExitCode::from(2);
             };
-            let mut printer = printer_for(&settings);
+            let mut printer = printer_for(&settings[0], &targets);
             printer.file_list_error(flist.as_deref().unwrap_or_default());
-            return ExitCode::from(printer.finish(&target, started.elapsed(), false));
+            let targets: Vec<&Target> = targets.iter().collect();
+            return ExitCode::from(printer.finish(&targets, started.elapsed(), false));
         }
     };
-    let Ok(settings) = settings_or_exit(cli, &env, &target, file_list) else {
+    let Ok(settings) = settings_or_exit(cli, &env, &targets, file_list) else {
         return ExitCode::from(2);
     };
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
-    let mut printer = printer_for(&settings);
+    let mut printer = printer_for(&settings[0], &targets);
     // The engine's threads may outlive a run (an abandoned native compile):
     // what they read lives as long as the process.
-    let settings: &'static Settings = Box::leak(Box::new(settings));
-    let target: &'static Target = Box::leak(Box::new(target));
-    let cache: Option<&'static Cache> = settings
-        .cache
-        .clone()
-        .map(|config| &*Box::leak(Box::new(Cache::new(config, target))));
-    Engine::new(settings, target, cache).run(&mut printer, prewalk);
-    if let Some(report) = cache.and_then(Cache::finish) {
+    let run: Vec<RunTarget> = settings
+        .into_iter()
+        .zip(targets)
+        .map(|(settings, target)| {
+            let settings: &'static Settings = Box::leak(Box::new(settings));
+            let target: &'static Target = Box::leak(Box::new(target));
+            let cache = settings
+                .cache
+                .clone()
+                .map(|config| &*Box::leak(Box::new(Cache::new(config, target))));
+            RunTarget {
+                settings,
+                target,
+                cache,
+            }
+        })
+        .collect();
+    Engine::new(&run).run(&mut printer, prewalk);
+    let cached = run.iter().filter_map(|t| t.cache.and_then(Cache::finish));
+    if let Some(report) = cached.reduce(CacheReport::merge) {
         printer.cache(report);
     }
     let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-    let code = printer.finish(target, started.elapsed(), interrupted);
+    let targets: Vec<&Target> = run.iter().map(|t| t.target).collect();
+    let code = printer.finish(&targets, started.elapsed(), interrupted);
     ExitCode::from(if interrupted { 130 } else { code })
 }
 
@@ -117,10 +125,12 @@ fn walk_limit(cli: &Cli) -> i64 {
     cli.depth_flag().unwrap_or(1000)
 }
 
-fn settings_or_exit(cli: Cli, env: &Environment, target: &Target, list: Vec<PathBuf>) -> Result<Settings, ()> {
-    Settings::new(cli, env, target, list).map_err(|e| fatal(&e))
+fn settings_or_exit(cli: Cli, env: &Environment, targets: &[Target], list: Vec<PathBuf>) -> Result<Vec<Settings>, ()> {
+    Settings::for_targets(cli, env, targets, list).map_err(|e| fatal(&e))
 }
 
-fn printer_for(s: &Settings) -> Printer {
-    Printer::new(s.quiet, s.format, s.check, s.progress, s.color)
+fn printer_for(s: &Settings, targets: &[Target]) -> Printer {
+    let mut printer = Printer::new(s.quiet, s.format, s.check, s.progress, s.color);
+    printer.set_targets(&targets.iter().collect::<Vec<_>>());
+    printer
 }

@@ -13,6 +13,8 @@
 //! - `auto` is `cpython` when an interpreter of the target version answers
 //!   (it is the reference for its own patch release), else `native`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::backend::native;
@@ -36,6 +38,8 @@ pub enum SelectError {
         supported_list()
     )]
     NoInterpreter { source: TargetError },
+    #[error("two targets write {0} pycs: give each version once")]
+    Repeated(String),
 }
 
 fn version_text((major, minor): (u32, u32)) -> String {
@@ -87,6 +91,76 @@ pub fn select(
     }
 }
 
+/// Several targets in one run: `--target 3.12,3.13` and/or `--python` given
+/// more than once. Each version is resolved by the rule above on its own;
+/// its interpreter is the `--python` of that version when one is given,
+/// else the rule's default (`python3.X`, then `python3`). Without
+/// `--target`, each `--python` is a target. Targets keep the order given;
+/// two that would write the same cache tag are refused.
+pub fn select_all(
+    backend: BackendArg,
+    wanted: &[(u32, u32)],
+    pythons: &[PathBuf],
+    default_python: Option<&Path>,
+    probe: &dyn Fn(&Path) -> Result<Target, TargetError>,
+) -> Result<Vec<Target>, SelectError> {
+    // Each interpreter is started once, however many targets ask it.
+    let answers: RefCell<HashMap<PathBuf, Target>> = RefCell::default();
+    let probe = |python: &Path| -> Result<Target, TargetError> {
+        if let Some(known) = answers.borrow().get(python) {
+            return Ok(known.clone());
+        }
+        let found = probe(python)?;
+        answers.borrow_mut().insert(python.to_owned(), found.clone());
+        Ok(found)
+    };
+    let probe = &probe;
+    let targets = if wanted.len() <= 1 && pythons.len() <= 1 {
+        vec![select(
+            backend,
+            wanted.first().copied(),
+            pythons.first().map(PathBuf::as_path),
+            default_python,
+            probe,
+        )?]
+    } else if wanted.is_empty() {
+        pythons
+            .iter()
+            .map(|python| select(backend, None, Some(python), default_python, probe))
+            .collect::<Result<_, _>>()?
+    } else {
+        // Each --python is asked once; one that fails is left to the rule,
+        // which reports it where it matters.
+        let versions: Vec<Option<(u32, u32)>> = pythons
+            .iter()
+            .map(|p| probe(p).ok().map(|t| t.minor_version()))
+            .collect();
+        wanted
+            .iter()
+            .map(|&version| {
+                let python = pythons
+                    .iter()
+                    .zip(&versions)
+                    .find(|(_, found)| **found == Some(version))
+                    .map(|(python, _)| python);
+                select(
+                    backend,
+                    Some(version),
+                    python.map(PathBuf::as_path),
+                    default_python,
+                    probe,
+                )
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut tags: Vec<&str> = targets.iter().map(|t| t.cache_tag.as_str()).collect();
+    tags.sort_unstable();
+    if let Some(pair) = tags.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(SelectError::Repeated(pair[0].to_owned()));
+    }
+    Ok(targets)
+}
+
 /// The interpreters to ask, in order.
 fn interpreters(wanted: Option<(u32, u32)>, python: Option<&Path>, default: Option<&Path>) -> Vec<PathBuf> {
     if let Some(python) = python {
@@ -135,6 +209,7 @@ mod tests {
                 })?;
             let mut target = Target::native(serc::PythonVersion::Py312);
             target.version = (3, minor, 0);
+            target.cache_tag = format!("cpython-3{minor}");
             target.compiler = Compiler::Cpython;
             target.executable = Some(python.to_owned());
             Ok(target)
@@ -230,6 +305,51 @@ mod tests {
             pick(BackendArg::Native, None, None).map(|(c, v, _)| (c, v)),
             Some((Compiler::Native, 12))
         );
+    }
+
+    /// Several targets: (backend, --target list, --python list,
+    /// interpreters) -> (compiler, minor, interpreter) per target, or None.
+    #[test]
+    fn several_targets() {
+        use BackendArg::{Auto, Cpython, Native};
+        let machine_312_313: &[(&str, u32)] = &[
+            ("python3", 11),
+            ("python3.12", 12),
+            ("/opt/py313", 13),
+            ("/opt/py313b", 13),
+        ];
+        let pick = |backend, wanted: &[(u32, u32)], pythons: &[&str]| {
+            let pythons: Vec<PathBuf> = pythons.iter().map(PathBuf::from).collect();
+            select_all(backend, wanted, &pythons, None, &machine(machine_312_313))
+                .ok()
+                .map(|targets| {
+                    targets
+                        .into_iter()
+                        .map(|t| (t.compiler, t.version.1, t.executable.map(|p| p.display().to_string())))
+                        .collect::<Vec<_>>()
+                })
+        };
+        let cpython = |minor, python: &str| (Compiler::Cpython, minor, Some(python.to_owned()));
+        let native = |minor| (Compiler::Native, minor, None);
+        // Each version by the one-target rule; --python serves its own version.
+        assert_eq!(
+            pick(Auto, &[(3, 12), (3, 13), (3, 14)], &["/opt/py313"]),
+            Some(vec![cpython(12, "python3.12"), cpython(13, "/opt/py313"), native(14)])
+        );
+        assert_eq!(
+            pick(Native, &[(3, 12), (3, 13)], &[]),
+            Some(vec![native(12), native(13)])
+        );
+        // Without --target, one target per --python, in their order.
+        assert_eq!(
+            pick(Auto, &[], &["/opt/py313", "python3"]),
+            Some(vec![cpython(13, "/opt/py313"), cpython(11, "python3")])
+        );
+        // cpython needs an interpreter of every version.
+        assert_eq!(pick(Cpython, &[(3, 12), (3, 14)], &[]), None);
+        // Two targets writing the same cache tag.
+        assert_eq!(pick(Auto, &[], &["/opt/py313", "/opt/py313b"]), None);
+        assert_eq!(pick(Auto, &[(3, 12), (3, 12)], &[]), None);
     }
 
     #[test]

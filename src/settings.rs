@@ -71,6 +71,10 @@ pub enum SettingsError {
     Cwd(#[source] std::io::Error),
     #[error("--root {}: {reason}", .root.display())]
     Root { root: PathBuf, reason: &'static str },
+    #[error("several targets need FILE|DIR arguments (each target's sys.path differs)")]
+    TargetsWithoutPaths,
+    #[error("several targets cannot share -b's legacy pyc locations (each would overwrite the other's)")]
+    TargetsWithLegacy,
 }
 
 /// Failure to read the `-i` list: compileall prints `Error reading file list
@@ -108,6 +112,29 @@ impl Environment {
 }
 
 impl Settings {
+    /// The settings of each target of a run, in its order. They differ only
+    /// in what depends on the version (the default depth, `-d`/`-s`/`-p`
+    /// rules); everything the engine shares is the same in all.
+    pub fn for_targets(
+        cli: Cli,
+        env: &Environment,
+        targets: &[Target],
+        file_list: Vec<PathBuf>,
+    ) -> Result<Vec<Settings>, SettingsError> {
+        if targets.len() > 1 {
+            if cli.paths.is_empty() && cli.flist.is_none() {
+                return Err(SettingsError::TargetsWithoutPaths);
+            }
+            if cli.legacy {
+                return Err(SettingsError::TargetsWithLegacy);
+            }
+        }
+        targets
+            .iter()
+            .map(|target| Settings::new(cli.clone(), env, target, file_list.clone()))
+            .collect()
+    }
+
     pub fn new(
         cli: Cli,
         env: &Environment,

@@ -9,6 +9,7 @@
 //! must be what was read; otherwise the file changed meanwhile and is read
 //! again.
 
+use std::cell::OnceCell;
 use std::fs::Metadata;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -98,6 +99,60 @@ pub fn read_settled(path: &Path, before: &Metadata) -> io::Result<(Vec<u8>, Meta
         before = read.1;
     }
     Err(io::Error::other("the source kept changing while it was read"))
+}
+
+/// One candidate file's stat and contents, for every target of a run: each
+/// is taken once, when the first target needs it, and lent to the others.
+pub struct SourceOnce<'p> {
+    path: &'p Path,
+    stat: OnceCell<Option<Metadata>>,
+    contents: OnceCell<io::Result<(Vec<u8>, Metadata)>>,
+}
+
+impl<'p> SourceOnce<'p> {
+    pub fn new(path: &'p Path) -> SourceOnce<'p> {
+        SourceOnce {
+            path,
+            stat: OnceCell::new(),
+            contents: OnceCell::new(),
+        }
+    }
+
+    pub fn path(&self) -> &'p Path {
+        self.path
+    }
+
+    /// `stat` of the path (following symlinks); `None` if it fails, which
+    /// compileall takes as "not a file".
+    pub fn stat(&self) -> Option<&Metadata> {
+        self.stat.get_or_init(|| std::fs::metadata(self.path).ok()).as_ref()
+    }
+
+    /// The bytes and the stat that describes exactly them: [`read_settled`]
+    /// when `settled` (timestamp pycs), else [`read`]. Every target of a run
+    /// asks with the same `settled` (one invalidation mode per run).
+    pub fn contents(&self, settled: bool) -> io::Result<(&[u8], &Metadata)> {
+        let read = self.contents.get_or_init(|| {
+            let before = self.stat().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            if settled {
+                read_settled(self.path, before)
+            } else {
+                read(self.path, before)
+            }
+        });
+        match read {
+            Ok((bytes, meta)) => Ok((bytes, meta)),
+            Err(error) => Err(copy_error(error)),
+        }
+    }
+}
+
+/// The same error again, for the next target (`io::Error` is not `Clone`).
+fn copy_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ mod native;
 mod parity;
 mod pypy;
 mod runtime;
+mod targets;
 mod warnings;
 mod writes;

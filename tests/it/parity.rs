@@ -197,44 +197,19 @@ parity_for_version!(parity_python_3_12, "3.12");
 /// about half the files of this sample). Both sides use PYTHONHASHSEED=0:
 /// frozenset constants are written in hash order, so before 3.11 even two
 /// py_compile runs of one file differ without it.
-/// `python -m py_compile FILE`, with CPython's type attribute cache emptied
-/// first. Before 3.11 a name held only by that cache (`_m`, left by
-/// types.py) is written with or without a marshal reference depending on
-/// memory layout (ASLR, environment size): `json/decoder.py` came out both
-/// ways from plain `-m py_compile`. precompyle's workers empty the cache
-/// before each compile so their bytes do not vary.
-const FRESH_PY_COMPILE: &str = "import sys, runpy\n\
-sys.argv[0] = 'py_compile'\n\
-if sys.version_info < (3, 11):\n    sys._clear_type_cache()\n\
-runpy.run_module('py_compile', run_name='__main__', alter_sys=True)\n";
-
 fn check_against_fresh_py_compile(minor: &str) {
-    let Some(python) = support::pyenv(minor) else { return };
+    if let Some(python) = support::pyenv(minor) {
+        check_python_against_fresh_py_compile(&python, minor);
+    }
+}
+
+fn check_python_against_fresh_py_compile(python: &Path, minor: &str) {
     let scratch = support::scratch();
-    let tree = stdlib_sample(&python, scratch.path());
+    let tree = stdlib_sample(python, scratch.path());
     let work = support::scratch();
     support::copy_tree(&tree, &work.path().join("tree"));
-    let sources: Vec<PathBuf> = walkdir::WalkDir::new(work.path().join("tree"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.path().extension() == Some(OsStr::new("py")))
-        .map(|e| e.path().strip_prefix(work.path()).unwrap().to_owned())
-        .collect();
-    for source in &sources {
-        let out = support::run(
-            std::process::Command::new(&python)
-                .current_dir(work.path())
-                .env("PYTHONHASHSEED", "0")
-                .args(["-c", FRESH_PY_COMPILE])
-                .arg(source),
-        );
-        assert!(
-            out.status.success(),
-            "py_compile {}: {}",
-            source.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let sources = support::py_sources(work.path(), Path::new("tree"));
+    support::fresh_py_compile(python, work.path(), &sources);
     let oracle = support::pycs_under(work.path());
     std::fs::remove_dir_all(work.path().join("tree")).unwrap();
     support::copy_tree(&tree, &work.path().join("tree"));
@@ -242,7 +217,7 @@ fn check_against_fresh_py_compile(minor: &str) {
         support::precompyle()
             .current_dir(work.path())
             .arg("--python")
-            .arg(&python)
+            .arg(python)
             .args(["-q", "tree"]),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
@@ -270,6 +245,19 @@ fn parity_python_3_10_against_fresh_py_compile() {
 #[test]
 fn parity_python_3_13_against_fresh_py_compile() {
     check_against_fresh_py_compile("3.13");
+}
+
+/// Debian's 3.14 and 3.15 (support::debian_python): their compileall, like
+/// 3.13's, writes some files differently depending on what it compiled
+/// before (argparse.py in this sample).
+#[test]
+fn parity_python_3_14_against_fresh_py_compile() {
+    check_python_against_fresh_py_compile(&support::debian_python("3.14"), "3.14");
+}
+
+#[test]
+fn parity_python_3_15_against_fresh_py_compile() {
+    check_python_against_fresh_py_compile(&support::debian_python("3.15"), "3.15");
 }
 
 /// The whole corpus (python3's stdlib + site-packages), every case. Slow

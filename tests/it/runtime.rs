@@ -18,6 +18,7 @@ fn interpreters() -> Vec<PathBuf> {
         found.extend(support::pyenv(minor));
     }
     assert!(!found.is_empty(), "no pyenv interpreters at all");
+    found.extend(["3.14", "3.15"].map(support::debian_python));
     found
 }
 

@@ -56,6 +56,64 @@ pub fn pyenv(minor: &str) -> Option<PathBuf> {
     python
 }
 
+/// CPython `minor` ("3.14", "3.15") from Debian unstable, unpacked under
+/// `target/debian-python` by `scripts/debian-python.sh` on first use (it
+/// needs Debian's package mirror, as `apt-get` does). Panics when it cannot
+/// be had: the newest versions must not pass by being skipped.
+pub fn debian_python(minor: &str) -> PathBuf {
+    static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = FETCHING.lock().unwrap_or_else(|e| e.into_inner());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/debian-python.sh");
+    let out = run(Command::new(&script).arg(minor));
+    assert!(
+        out.status.success(),
+        "{} {minor} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// `python -m py_compile FILE`, with CPython's type attribute cache emptied
+/// first. Before 3.11 a name held only by that cache (`_m`, left by
+/// types.py) is written with or without a marshal reference depending on
+/// memory layout (ASLR, environment size): `json/decoder.py` came out both
+/// ways from plain `-m py_compile`. precompyle's workers empty the cache
+/// before each compile so their bytes do not vary.
+pub const FRESH_PY_COMPILE: &str = "import sys, runpy\n\
+sys.argv[0] = 'py_compile'\n\
+if sys.version_info < (3, 11):\n    sys._clear_type_cache()\n\
+runpy.run_module('py_compile', run_name='__main__', alter_sys=True)\n";
+
+/// Each of `sources` (relative to `cwd`) compiled by a fresh `python -m
+/// py_compile` with `PYTHONHASHSEED=0`: the reference where compileall's
+/// bytes depend on what it compiled before (3.8–3.10, 3.13+).
+pub fn fresh_py_compile(python: &Path, cwd: &Path, sources: &[PathBuf]) {
+    for source in sources {
+        let out = run(Command::new(python)
+            .current_dir(cwd)
+            .env("PYTHONHASHSEED", "0")
+            .args(["-c", FRESH_PY_COMPILE])
+            .arg(source));
+        assert!(
+            out.status.success(),
+            "py_compile {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The `.py` files under `dir/under`, relative to `dir`.
+pub fn py_sources(dir: &Path, under: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir.join(under))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension() == Some(OsStr::new("py")))
+        .map(|e| e.path().strip_prefix(dir).unwrap().to_owned())
+        .collect()
+}
+
 pub fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("precompyle-it-")

@@ -2,7 +2,7 @@
 //! warnings the target's own `python -m compileall` prints for the same
 //! files (text, file name, line, source line, order), and nothing else.
 //!
-//! The fixture holds one file per kind of compile-time warning of 3.8–3.13;
+//! The fixture holds one file per kind of compile-time warning of 3.8–3.15;
 //! which of them an interpreter prints (and as which class) is its business:
 //! the test only asks that both tools print the same.
 
@@ -27,6 +27,11 @@ const FIXTURE: &[(&str, &str)] = &[
     ("bool_invert.py", "flip = ~True\n"),
     ("number_keyword.py", "x = [0x1for x in 'ab']\ny = 1if True else 2\n"),
     ("two_in_one.py", "a = '\\d'\n\n\ndef g(y):\n    return y is ()\n"),
+    // SyntaxWarning from 3.14 (PEP 765): control flow leaving `finally`.
+    (
+        "finally_exit.py",
+        "def f(items):\n    for x in items:\n        try:\n            pass\n        finally:\n            continue\n    try:\n        pass\n    finally:\n        return 1\n",
+    ),
     ("quiet.py", "value = 1 + 2\n"),
 ];
 
@@ -66,6 +71,7 @@ fn interpreters() -> Vec<PathBuf> {
             .into_iter()
             .filter_map(support::pyenv),
     );
+    found.extend(["3.14", "3.15"].map(support::debian_python));
     found
 }
 
