@@ -82,10 +82,13 @@ impl Engine {
         let native = any(Compiler::Native);
         Engine {
             settings,
-            deciders: targets
-                .iter()
-                .map(|t| FileDecider::new(t.settings, t.target, t.cache))
-                .collect(),
+            deciders: {
+                let dirs = Arc::new(FileDecider::pyc_dirs(settings, targets[0].target));
+                targets
+                    .iter()
+                    .map(|t| FileDecider::new(t.settings, t.target, t.cache, dirs.clone()))
+                    .collect()
+            },
             maxlevels: targets
                 .iter()
                 .map(|t| t.settings.maxlevels)

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::backend::cpython::{CpythonPool, PoolConfig};
@@ -36,32 +36,40 @@ pub struct FileDecider {
     layout: Layout,
     /// Started on first need, so an all-fresh run never starts Python.
     backend: OnceLock<Result<Box<dyn Backend>, String>>,
-    /// The pyc directories, opened once each.
-    dirs: PycDirs,
+    /// The pyc directories, opened once each; shared by the run's targets,
+    /// whose pycs differ only in name (the cache tag).
+    dirs: Arc<PycDirs>,
     /// `--cache-dir`: asked before the backend, which a hit never starts.
     cache: Option<&'static Cache>,
 }
 
 impl FileDecider {
-    pub fn new(settings: &'static Settings, target: &'static Target, cache: Option<&'static Cache>) -> FileDecider {
-        let layout = Layout {
-            cache_tag: target.cache_tag.clone(),
-            version: target.minor_version(),
-            prefix: settings.prefix.clone(),
-            cwd: settings.cwd.as_os_str().as_bytes().to_vec(),
-            legacy: settings.legacy,
-        };
+    /// `dirs`: from [`FileDecider::pyc_dirs`] of any target of the run.
+    pub fn new(
+        settings: &'static Settings,
+        target: &'static Target,
+        cache: Option<&'static Cache>,
+        dirs: Arc<PycDirs>,
+    ) -> FileDecider {
         FileDecider {
             settings,
             target,
             backend: OnceLock::new(),
-            dirs: PycDirs::new(
-                Destinations::new(layout.written_prefix(), settings.root.as_deref(), &settings.cwd),
-                &settings.cwd,
-            ),
-            layout,
+            dirs,
+            layout: layout_of(settings, target),
             cache,
         }
+    }
+
+    /// The pyc directories of a run. Every target of a run writes into the
+    /// same ones (its layout differs only in file names), so a directory
+    /// created for one is known to hold no pyc of the others either.
+    pub fn pyc_dirs(settings: &Settings, target: &Target) -> PycDirs {
+        let layout = layout_of(settings, target);
+        PycDirs::new(
+            Destinations::new(layout.written_prefix(), settings.root.as_deref(), &settings.cwd),
+            &settings.cwd,
+        )
     }
 
     /// Everything for one file and this decider's target; `source` is
@@ -379,6 +387,16 @@ pub fn start_backend(target: &Target, workers: usize, timeout: Option<Duration>)
                 }
             })
             .ok_or_else(|| format!("the native backend has no compiler for {}", target.version_string())),
+    }
+}
+
+fn layout_of(settings: &Settings, target: &Target) -> Layout {
+    Layout {
+        cache_tag: target.cache_tag.clone(),
+        version: target.minor_version(),
+        prefix: settings.prefix.clone(),
+        cwd: settings.cwd.as_os_str().as_bytes().to_vec(),
+        legacy: settings.legacy,
     }
 }
 
