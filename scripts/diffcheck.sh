@@ -17,13 +17,17 @@
 #               CPython's own compileall (a sanity run that should show no differences)
 #   --side-b    the reference for 3.12 and 3.13: precompyle's CPython backend with pyenv's
 #               3.12.1 / 3.13.0 (cpython, default), or their own sequential compileall.
-#               3.14 is always CPython 3.14.2 under Node (npm `pyodide`, pinned in
-#               scripts/diff/package-lock.json) running its own compileall, sequentially.
+#               3.14 is CPython 3.14.2 under Node (npm `pyodide`, pinned in
+#               scripts/diff/package-lock.json) running its own compileall, sequentially,
+#               unless PRECOMPYLE_DIFF_PY314 names a real 3.14, which is then used like
+#               3.12's and 3.13's.
 # Environment:
 #   PRECOMPYLE_DIFF_DIR     scratch dir (default /tmp/precompyle-diff; the corpus copy
 #                           needs ~700 MB, the pycs ~250 MB per version)
 #   PRECOMPYLE_DIFF_CACHE   where npm installs pyodide (default ~/.cache/precompyle-diff)
 #   PRECOMPYLE_DIFF_PY312, PRECOMPYLE_DIFF_PY313   interpreters (default pyenv 3.12.1, 3.13.0)
+#   PRECOMPYLE_DIFF_PY314   a real CPython 3.14 instead of Pyodide's, e.g. Debian's:
+#                           PRECOMPYLE_DIFF_PY314=$(scripts/debian-python.sh 3.14)
 #   PRECOMPYLE_BIN          precompyle binary (default target/release/precompyle)
 # Needs: bash, python3, the pyenv interpreters, node + npm (for 3.14), a built precompyle.
 # Exit status: 0 when the check ran (the counts are the result), 2 when it could not.
@@ -38,6 +42,7 @@ scratch=${PRECOMPYLE_DIFF_DIR:-/tmp/precompyle-diff}
 cache=${PRECOMPYLE_DIFF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/precompyle-diff}
 py312=${PRECOMPYLE_DIFF_PY312:-$HOME/.pyenv/versions/3.12.1/bin/python3}
 py313=${PRECOMPYLE_DIFF_PY313:-$HOME/.pyenv/versions/3.13.0/bin/python3}
+py314=${PRECOMPYLE_DIFF_PY314:-}
 precompyle=${PRECOMPYLE_BIN:-$repo/target/release/precompyle}
 versions=3.12,3.13,3.14
 tree=
@@ -124,6 +129,7 @@ interpreter_for() {
     case "$1" in
         3.12) echo "$py312" ;;
         3.13) echo "$py313" ;;
+        3.14) [[ -n $py314 ]] && echo "$py314" ;;
         *) return 1 ;;
     esac
 }
@@ -131,7 +137,7 @@ interpreter_for() {
 # side_b_pycs V DIR: CPython's pycs for version V under prefix DIR.
 side_b_pycs() {
     local v=$1 dir=$2
-    if [[ $v = 3.14 ]]; then
+    if [[ $v = 3.14 && -z $py314 ]]; then
         PYTHONPYCACHEPREFIX=$dir run_logged "$out/$v/b.log" \
             pyodide pyodide -m compileall -q -f "$tree"
     elif [[ $side_b = compileall ]]; then
@@ -148,7 +154,7 @@ side_a_pycs() {
     if [[ $side_a = native ]]; then
         run_logged "$out/$v/a.log" "$precompyle" -q --backend native --target "$v" \
             --prefix "$dir" -f "$tree"
-    elif [[ $v = 3.14 ]]; then
+    elif [[ $v = 3.14 && -z $py314 ]]; then
         PYTHONPYCACHEPREFIX=$dir run_logged "$out/$v/a.log" \
             pyodide pyodide -m compileall -q -f "$tree"
     else
@@ -164,7 +170,7 @@ check_version() {
     echo "diffcheck.sh: $v: compiling" >&2
     case "$v" in
         3.12 | 3.13 | 3.14)
-            [[ $v != 3.14 ]] || need_pyodide 3.14
+            [[ $v != 3.14 || -n $py314 ]] || need_pyodide 3.14
             side_a_pycs "$v" "$out/$v/a"
             side_b_pycs "$v" "$out/$v/b"
             ;;
@@ -182,7 +188,7 @@ check_version() {
     local compare=("$diffdir/compare.py" --names "$names" --json "$out/$v/diff.json"
         "$out/$v/a" "$out/$v/b")
     case "$v" in
-        3.14) pyodide pyodide "${compare[@]}" ;;
+        3.14) if [[ -n $py314 ]]; then "$py314" "${compare[@]}"; else pyodide pyodide "${compare[@]}"; fi ;;
         3.13) "$py313" "${compare[@]}" ;;
         *) "$py312" "${compare[@]}" ;;
     esac >"$out/$v/compare.txt" || die "compare.py failed for $v, see $out/$v/compare.txt"

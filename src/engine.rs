@@ -427,8 +427,7 @@ impl Shared {
             let source = SourceOnce::new(&item.path);
             for (k, decider) in self.deciders.iter().enumerate().skip(first_target) {
                 worker.current_target.store(k, Ordering::Relaxed);
-                let mut report = self.decide_one(i, k, decider, &source);
-                report.target = k;
+                let report = self.decide_one(i, k, decider, &source);
                 if !self.queue(worker, i, report) {
                     return;
                 }
@@ -436,7 +435,7 @@ impl Shared {
         }
     }
 
-    /// Item `i` for target `k`.
+    /// Item `i` for target `k`; the report says which target it is for.
     fn decide_one(&self, i: usize, k: usize, decider: &FileDecider, source: &SourceOnce<'_>) -> FileReport {
         let item = &self.items[i];
         let skipped = |result| FileReport {
@@ -452,7 +451,10 @@ impl Shared {
             // compileall meets this pyc a second time, finds it fresh and
             // says nothing, unless the first attempt failed.
             Some(first) if self.done.wait_succeeded(self.slot(first, k)) => skipped(FileResult::Fresh),
-            _ => decider.process_file(source, item.dir_arg.map(|a| self.args[a].as_path())),
+            _ => FileReport {
+                target: k,
+                ..decider.process_file(source, item.dir_arg.map(|a| self.args[a].as_path()))
+            },
         }
     }
 

@@ -116,8 +116,9 @@ pub struct Printer {
     bar: Option<ProgressBar>,
     /// Per target, in the run's order.
     counts: Vec<Counts>,
-    /// Per target, what starts its lines (`[cpython-313] `) when a run has
-    /// several; empty with one.
+    /// Per target, its cache tag when a run has several; empty with one.
+    tags: Vec<String>,
+    /// Per target, what starts its lines (`[cpython-313] `), from `tags`.
     labels: Vec<String>,
     errors: Vec<JsonError>,
     stale: Vec<JsonStale>,
@@ -144,6 +145,7 @@ impl Printer {
             out: BufWriter::new(io::stdout()),
             bar,
             counts: vec![Counts::default()],
+            tags: Vec::new(),
             labels: Vec::new(),
             errors: Vec::new(),
             stale: Vec::new(),
@@ -157,7 +159,8 @@ impl Printer {
     pub fn set_targets(&mut self, targets: &[&Target]) {
         self.counts = vec![Counts::default(); targets.len()];
         if targets.len() > 1 {
-            self.labels = targets.iter().map(|t| format!("[{}] ", t.cache_tag)).collect();
+            self.tags = targets.iter().map(|t| t.cache_tag.clone()).collect();
+            self.labels = self.tags.iter().map(|tag| format!("[{tag}] ")).collect();
         }
     }
 
@@ -229,7 +232,6 @@ impl Printer {
         }
         // Only printed lines need the repr: not worked out for fresh files.
         let shown = || repr_path(&report.path);
-        let tag = (!self.labels.is_empty()).then(|| label.trim_matches(['[', ']', ' ']).to_owned());
         let t = report.target;
         match report.result {
             FileResult::Skipped => self.counts[t].skipped += 1,
@@ -242,6 +244,7 @@ impl Printer {
             }
             FileResult::Stale(pycs) => {
                 self.counts[t].stale += 1;
+                let tag = self.tags.get(t).cloned();
                 self.stale_pycs(&report.path, pycs, &label, tag)
             }
             FileResult::Failed {
@@ -256,7 +259,7 @@ impl Printer {
                 }
                 self.errors.push(JsonError {
                     path: lossy(&report.path),
-                    target: tag,
+                    target: self.tags.get(t).cloned(),
                     kind,
                     message,
                     errno,
