@@ -9,6 +9,7 @@
 //! `marshal.loads`, which compares bytecode, constants, names and line
 //! tables); the count of byte-identical files is reported.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,12 +47,38 @@ for d, _, files in os.walk(a):
 print(same, code, different)
 "#;
 
-fn write_pycs(pycs: &std::collections::BTreeMap<PathBuf, Vec<u8>>, root: &Path) {
+fn write_pycs(pycs: &BTreeMap<PathBuf, Vec<u8>>, root: &Path) {
     for (rel, bytes) in pycs {
         let path = root.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
+}
+
+/// `[same bytes, same code, different]` between `theirs` and `ours`, as
+/// pypy3 sees them; asserts none is different.
+fn compare(
+    pypy: &Path,
+    theirs: &BTreeMap<PathBuf, Vec<u8>>,
+    ours: &BTreeMap<PathBuf, Vec<u8>>,
+    dir: &Path,
+) -> Vec<usize> {
+    let (theirs_dir, ours_dir) = (dir.join("theirs"), dir.join("ours"));
+    for d in [&theirs_dir, &ours_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    write_pycs(theirs, &theirs_dir);
+    write_pycs(ours, &ours_dir);
+    let out = run(Command::new(pypy)
+        .arg("-c")
+        .arg(COMPARE)
+        .arg(&theirs_dir)
+        .arg(&ours_dir));
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let counts: Vec<usize> = counts.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(counts.len(), 3, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(counts[2], 0, "{}", String::from_utf8_lossy(&out.stderr));
+    counts
 }
 
 #[test]
@@ -70,16 +97,7 @@ fn pypy_pycs_are_compilealls_code_and_load() {
         "the same pyc paths"
     );
     assert!(p.our_pycs.keys().all(|k| k.to_string_lossy().ends_with(".pypy39.pyc")));
-    write_pycs(&p.oracle_pycs, &s.path().join("theirs"));
-    write_pycs(&p.our_pycs, &s.path().join("ours"));
-    let out = run(Command::new(&pypy)
-        .arg("-c")
-        .arg(COMPARE)
-        .arg(s.path().join("theirs"))
-        .arg(s.path().join("ours")));
-    let counts = String::from_utf8_lossy(&out.stdout);
-    let counts: Vec<usize> = counts.split_whitespace().map(|n| n.parse().unwrap()).collect();
-    assert_eq!(counts[2], 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let counts = compare(&pypy, &p.oracle_pycs, &p.our_pycs, s.path());
 
     // The pycs are fresh by precompyle's own check, and PyPy loads them.
     let check = run(precompyle()
@@ -106,5 +124,55 @@ fn pypy_pycs_are_compilealls_code_and_load() {
         p.our_pycs.len(),
         counts[0],
         counts[1]
+    );
+}
+
+/// PyPy and CPython in one run (`--python pypy3 --python python3`): each
+/// target's pycs as its own compileall's (PyPy: headers and code objects;
+/// CPython: bytes), and the lines say which target each is for.
+#[test]
+fn pypy_and_cpython_in_one_run() {
+    let Some(pypy) = pypy() else { return };
+    let python3 = support::python3();
+    let s = scratch();
+    let tree = support::stdlib_sample(&pypy, s.path(), "tree", &["json", "email"]);
+    let work = s.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (pypy_args, ours) = (
+        [OsStr::new("-q"), OsStr::new("tree")],
+        [OsStr::new("--python"), python3.as_os_str(), OsStr::new("tree")],
+    );
+    let p = support::parity(&pypy, &tree, &work, &pypy_args, &ours, &[]);
+    assert!(p.ours.status.success(), "{}", String::from_utf8_lossy(&p.ours.stderr));
+    let is_pypy = |k: &&PathBuf| k.to_string_lossy().ends_with(".pypy39.pyc");
+    let (our_pypy, our_cpython): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        p.our_pycs.into_iter().partition(|(k, _)| is_pypy(&k));
+    assert_eq!(
+        our_pypy.keys().collect::<Vec<_>>(),
+        p.oracle_pycs.keys().collect::<Vec<_>>()
+    );
+    let counts = compare(&pypy, &p.oracle_pycs, &our_pypy, s.path());
+
+    let stdout = String::from_utf8_lossy(&p.ours.stdout);
+    assert!(stdout.contains("[pypy39] Compiling 'tree/json/tool.py'..."), "{stdout}");
+    assert!(
+        stdout.contains("[cpython-311] Compiling 'tree/json/tool.py'..."),
+        "{stdout}"
+    );
+
+    // python3's compileall over the same tree at the same path.
+    support::remove_pycaches(&work.join("tree"));
+    let oracle = support::compileall(&python3, &work, &[OsStr::new("-q"), OsStr::new("tree")]);
+    assert!(oracle.status.success());
+    let theirs = support::pycs_under(&work);
+    assert_eq!(support::diff_pycs(&theirs, &our_cpython), "");
+    eprintln!(
+        "REPORT pypy + python3 in one run: pypy39 {} pycs ({} byte-identical, {} equal as code objects), \
+         cpython-311 {} of {} byte-identical",
+        our_pypy.len(),
+        counts[0],
+        counts[1],
+        our_cpython.len(),
+        theirs.len()
     );
 }
