@@ -138,15 +138,23 @@ impl Engine {
             .filter(|i| i.kind == ItemKind::File && i.path.as_os_str().as_bytes().ends_with(b".py"))
             .count();
         printer.add_to_total((candidates * self.deciders.len()) as u64);
-        let repeats = if args.len() > 1 {
+        let mut repeats = if args.len() > 1 {
             self.repeated_pycs(&items)
         } else {
-            vec![None; items.len()]
+            Vec::new()
         };
+        if !repeats.iter().any(Option::is_some) {
+            repeats = Vec::new();
+        }
+        let any_repeats = !repeats.is_empty();
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
-            any_repeats: repeats.iter().any(Option::is_some),
-            done: Completion::new(items.len() * self.deciders.len()),
+            any_repeats,
+            done: Completion::new(if any_repeats {
+                items.len() * self.deciders.len()
+            } else {
+                0
+            }),
             repeats,
             items,
             args: args.to_vec(),
@@ -296,7 +304,8 @@ impl Engine {
 struct Shared {
     items: Vec<Item>,
     args: Vec<PathBuf>,
-    /// For each item, the earlier item that writes the same pyc.
+    /// For each item, the earlier item that writes the same pyc; empty
+    /// when no item repeats an earlier one.
     repeats: Vec<Option<usize>>,
     any_repeats: bool,
     done: Completion,
@@ -447,13 +456,13 @@ impl Shared {
         if !item.within(decider.maxlevels()) {
             return skipped(FileResult::Skipped);
         }
-        match self.repeats[i] {
+        match self.repeats.get(i).copied().flatten() {
             // compileall meets this pyc a second time, finds it fresh and
             // says nothing, unless the first attempt failed.
             Some(first) if self.done.wait_succeeded(self.slot(first, k)) => skipped(FileResult::Fresh),
             _ => FileReport {
                 target: k,
-                ..decider.process_file(source, item.dir_arg.map(|a| self.args[a].as_path()))
+                ..decider.process_file(source, item.dir_arg().map(|a| self.args[a].as_path()))
             },
         }
     }

@@ -120,6 +120,7 @@ pub struct Printer {
     tags: Vec<String>,
     /// Per target, what starts its lines (`[cpython-313] `), from `tags`.
     labels: Vec<String>,
+    /// For the JSON document (kept only with `--format json`).
     errors: Vec<JsonError>,
     stale: Vec<JsonStale>,
     file_list_error: bool,
@@ -256,15 +257,16 @@ impl Printer {
                 self.counts[t].failed += 1;
                 if self.text() {
                     self.failure(&label, &shown(), &message, compiling_printed);
+                } else {
+                    self.errors.push(JsonError {
+                        path: lossy(&report.path),
+                        target: self.tags.get(t).cloned(),
+                        kind,
+                        message,
+                        errno,
+                        errno_name: errno.and_then(crate::pyrepr::errno_name),
+                    });
                 }
-                self.errors.push(JsonError {
-                    path: lossy(&report.path),
-                    target: self.tags.get(t).cloned(),
-                    kind,
-                    message,
-                    errno,
-                    errno_name: errno.and_then(crate::pyrepr::errno_name),
-                });
             }
         }
     }
@@ -298,12 +300,16 @@ impl Printer {
                 );
                 self.line(&line);
             }
-            self.stale.push(JsonStale {
-                source: lossy(source),
-                target: tag.clone(),
-                pyc: lossy(pyc_bytes),
-                reason,
-            });
+            // Kept for the JSON document only: a text run over a big stale
+            // tree need not hold one per pyc.
+            if !self.text() {
+                self.stale.push(JsonStale {
+                    source: lossy(source),
+                    target: tag.clone(),
+                    pyc: lossy(pyc_bytes),
+                    reason,
+                });
+            }
         }
     }
 
