@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A profile-guided release build of precompyle: what the wheels ship.
 #
-# Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [-- MATURIN-ARGS...]
+# Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
+#   --profile   use this merged profile (e.g. target/pgo/merged.profdata of an
+#               earlier run) instead of steps 1 and 2
 #   --training  the tree the instrumented binary compiles (default: a copy of
 #               python3's stdlib + site-packages, made under target/pgo)
 #   -- ARGS     instead of a bare cargo build, run `maturin build ARGS` with the
@@ -26,13 +28,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work="$repo/target/pgo"
 out="$work/precompyle"
 training=
+profile=
 maturin_args=()
 while (($#)); do
     case "$1" in
         --out) out=${2:?}; shift 2 ;;
         --training) training=${2:?}; shift 2 ;;
+        --profile) profile=${2:?}; shift 2 ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -49,6 +53,7 @@ cargo_build() {
     cargo build --release --locked --ignore-rust-version --bin precompyle "$@"
 }
 
+train() {
 # 1. Instrumented.
 profiles="$work/profiles"
 rm -rf "$profiles"
@@ -89,10 +94,17 @@ if command -v python3 >/dev/null; then
 fi
 rm -rf "$prefix" "$prefix-hash" "$prefix-cpython"
 "$profdata" merge -o "$work/merged.profdata" "$profiles"
+}
+if [[ -z $profile ]]; then
+    train
+    profile="$work/merged.profdata"
+fi
+[[ -f $profile ]] || die "no such profile: $profile"
+profile=$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")
 
 # 3. Optimised with the profile. A function the profile does not cover is
 # built as usual; say nothing about it.
-use="-Cprofile-use=$work/merged.profdata -Cllvm-args=-pgo-warn-mismatch=false"
+use="-Cprofile-use=$profile -Cllvm-args=-no-pgo-warn-mismatch"
 if ((${#maturin_args[@]})); then
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
     RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}"
