@@ -4,11 +4,23 @@
 //! Paths are bytes: splitting on `/` and comparing components give the same
 //! answers as Python does on the surrogateescape-decoded `str`.
 
+use crate::discover::Keep;
 use crate::pyrepr::repr_path;
 
 /// The last line of compileall's traceback when stripping leaves nothing:
 /// `os.path.join()` is called with no arguments (same text in 3.8–3.13).
 pub const EMPTY_JOIN_ERROR: &str = "TypeError: join() missing 1 required positional argument: 'a'";
+
+/// Which files a walk must keep, given which of `-d`, `-s`, `-p` are set:
+/// with any of them every file gets a dfile before its suffix is tested,
+/// and may get a warning or an error printed for it.
+pub fn walk_keep(ddir: bool, stripdir: bool, prependdir: bool) -> Keep {
+    if ddir || stripdir || prependdir {
+        Keep::Everything
+    } else {
+        Keep::Sources
+    }
+}
 
 /// What compileall was told about `co_filename` for one run.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +62,11 @@ enum Stripped<'a> {
 }
 
 impl DfileRules {
+    /// Which files a walk must keep.
+    pub fn keep(&self) -> Keep {
+        walk_keep(self.ddir.is_some(), self.stripdir.is_some(), self.prependdir.is_some())
+    }
+
     /// dfile for `fullname`, reached from the command-line argument `dir_arg`
     /// (`None` when `fullname` itself was a file argument).
     pub fn dfile_for(&self, fullname: &[u8], dir_arg: Option<&[u8]>) -> Dfile {

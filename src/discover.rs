@@ -19,6 +19,17 @@ use std::path::{Path, PathBuf};
 
 use crate::pyrepr::str_order;
 
+/// Which files a walk keeps. compileall meets every file, but only a `.py`
+/// one can print anything, unless `-d`/`-s`/`-p` are given: then each file
+/// gets a dfile first, whose warning or error (3.13+) is printed for any
+/// name. Most files of a tree are not sources (two thirds of the stdlib's),
+/// so leaving them out saves most of a run's memory for its items.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keep {
+    Sources,
+    Everything,
+}
+
 /// One thing the walk found, in the order compileall would meet it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -34,7 +45,8 @@ pub enum Event {
 /// Walk `dir` like `compileall._walk_dir(dir, maxlevels)`, pushing events in
 /// order. The path strings are built as `os.path.join` builds them (no
 /// normalisation: `t/`, `t//`, `./t` are kept as given).
-pub fn walk_dir(dir: &Path, maxlevels: i64, events: &mut Vec<Event>) {
+/// With `Keep::Sources`, only files named `*.py` are pushed.
+pub fn walk_dir(dir: &Path, maxlevels: i64, keep: Keep, events: &mut Vec<Event>) {
     // An explicit stack: compileall recurses (and itself dies with
     // RecursionError near 990 levels); we must not overflow ours.
     let mut stack = Vec::new();
@@ -46,10 +58,17 @@ pub fn walk_dir(dir: &Path, maxlevels: i64, events: &mut Vec<Event>) {
             stack.pop();
             continue;
         };
+        let wanted = keep == Keep::Everything || entry.name.ends_with(b".py");
+        // A symlink is stat'ed only to tell a directory (skipped) from a
+        // file: neither is pushed if the name is not wanted.
+        if !wanted && matches!(entry.kind, Kind::Symlink | Kind::Other) {
+            continue;
+        }
         let fullname = path_join(&level.dir, &entry.name);
         let maxlevels = level.maxlevels;
         match visit(&fullname, entry.kind, maxlevels) {
-            Visit::File => events.push(Event::File(to_path(&fullname))),
+            Visit::File if wanted => events.push(Event::File(to_path(&fullname))),
+            Visit::File => {}
             Visit::Skip => {}
             Visit::Listed(listing) => {
                 events.push(Event::Listing(to_path(&fullname)));
@@ -290,7 +309,7 @@ print('\n'.join(out))
         let mut theirs = lines.split(|l| *l == "END");
         for (root, &(dir, maxlevels)) in roots.iter().zip(cases) {
             let mut events = Vec::new();
-            walk_dir(&to_path(root), maxlevels, &mut events);
+            walk_dir(&to_path(root), maxlevels, Keep::Everything, &mut events);
             let expected = theirs.next().unwrap();
             assert!(!expected.is_empty());
             assert_eq!(
@@ -336,7 +355,7 @@ print('\n'.join(out))
     fn empty_dir_string_cannot_be_listed() {
         // compileall: `Listing ''...` then `Can't list ''` (pyc-format.md 4.1, -i).
         let mut events = Vec::new();
-        walk_dir(Path::new(""), 5, &mut events);
+        walk_dir(Path::new(""), 5, Keep::Everything, &mut events);
         assert_eq!(
             events,
             [Event::Listing(PathBuf::new()), Event::CantList(PathBuf::new())]
@@ -372,7 +391,7 @@ print('\n'.join(out))
             .stack_size(64 * 1024)
             .spawn(move || {
                 let mut events = Vec::new();
-                walk_dir(&root, 10_000, &mut events);
+                walk_dir(&root, 10_000, Keep::Everything, &mut events);
                 events
             })
             .unwrap()

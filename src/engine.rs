@@ -106,7 +106,7 @@ impl Engine {
                 let maxlevels = self.maxlevels;
                 let walked = match prewalk {
                     Some(walked) if walked.limit >= maxlevels => walked,
-                    _ => Prewalk::new(paths, maxlevels),
+                    _ => Prewalk::new(paths, maxlevels, self.settings.dfile.keep()),
                 };
                 let items = walked.items(maxlevels);
                 self.process(items, paths, printer);
@@ -118,7 +118,7 @@ impl Engine {
                         continue;
                     }
                     let mut items = Vec::new();
-                    walk(entry, 0, i, &mut items);
+                    walk(entry, 0, i, self.settings.dfile.keep(), &mut items);
                     // compile_path stops at the first directory that fails.
                     if !self.process(items, entries, printer) {
                         break;

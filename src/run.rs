@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::cache::{Cache, CacheReport};
 use crate::cli::Cli;
+use crate::dfile::walk_keep;
 use crate::engine::{Engine, RunTarget};
 use crate::filelist::{FileListError, read_file_list};
 use crate::prewalk::Prewalk;
@@ -47,7 +48,11 @@ pub fn main() -> ExitCode {
         Ok(list) if !cli.paths.is_empty() || cli.flist.is_some() => {
             let mut paths: Vec<PathBuf> = cli.paths.iter().map(PathBuf::from).collect();
             paths.extend(list.iter().flatten().cloned());
-            Some(Prewalk::new(&paths, walk_limit(&cli)))
+            Some(Prewalk::new(
+                &paths,
+                walk_limit(&cli),
+                walk_keep(cli.ddir.is_some(), cli.stripdir.is_some(), cli.prependdir.is_some()),
+            ))
         }
         _ => None,
     };

@@ -332,3 +332,44 @@ fn hardlink_dupes_link_the_same_files_as_compileall() {
     );
     assert_eq!(oracle_links, links(work.path()));
 }
+
+/// The walk leaves out files that are not sources, unless `-d`, `-s` or `-p`
+/// is given: then every file gets a dfile first, and 3.13+ prints a warning
+/// for each one whose path does not start with the stripdir, `.py` or not.
+#[test]
+fn dfile_flags_meet_every_file_of_the_tree() {
+    let python = support::pyenv("3.13").expect("pyenv's 3.13 (the oracle of 3.13's stripdir warning)");
+    let scratch = support::scratch();
+    let tree = scratch.path().join("tree");
+    for (name, text) in [
+        ("m.py", "m = 1\n"),
+        ("notes.txt", "n\n"),
+        ("sub/n.py", "n = 2\n"),
+        ("sub/data.bin", "d\n"),
+        ("sub/m.pyi", "m: int\n"),
+    ] {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let work = scratch.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for args in [
+        &["-s", "/elsewhere", "-p", "/opt", "tree"][..],
+        &["-d", "/dest", "tree"],
+        &["tree"],
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let p = support::parity(&python, &tree, &work, &args, &args, &[]);
+        let oracle = support::stdout_lines(&p.oracle);
+        assert_eq!(oracle, support::stdout_lines(&p.ours), "{args:?}");
+        assert_eq!(support::diff_pycs(&p.oracle_pycs, &p.our_pycs), "", "{args:?}");
+        assert_eq!(p.oracle_pycs.len(), 2, "{args:?}");
+        if args[0] == "-s" {
+            assert!(
+                oracle.iter().any(|l| l.contains("'tree/sub/data.bin'; ignoring")),
+                "the oracle warns for a file that is not a source: {oracle:?}"
+            );
+        }
+    }
+}
