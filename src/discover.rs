@@ -8,15 +8,19 @@
 //! (so an over-long or unsearchable path yields a file candidate). walkdir's
 //! per-entry errors and d_type-driven descent would each need undoing.
 //!
-//! Syscalls: one `opendir`/`getdents` per directory; a `stat` only for
-//! symlinks, for directories at the depth limit, and when opening a
-//! subdirectory fails (to tell `Can't list` from "not a directory").
+//! Syscalls: per directory an `openat`, `getdents64` until it returns
+//! nothing (twice for all but the largest) and a `close`; a `stat` only for
+//! symlinks named `*.py` (or any, when every file is kept), for directories
+//! at the depth limit, and when opening a subdirectory fails (to tell
+//! `Can't list` from "not a directory").
 
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::dirents;
 use crate::pyrepr::str_order;
 
 /// Which files a walk keeps. compileall meets every file, but only a `.py`
@@ -153,21 +157,28 @@ fn visit(fullname: &[u8], kind: Kind, maxlevels: i64) -> Visit {
 /// `os.listdir(dir)` minus `__pycache__`, sorted as Python sorts `str`s. Any
 /// error while reading fails the whole listing, as `os.listdir` raises.
 fn list_dir(dir: &[u8]) -> std::io::Result<Vec<Entry>> {
+    let handle = dirents::open_for_listing(dir)?;
     let mut entries = Vec::new();
-    for dirent in fs::read_dir(Path::new(OsStr::from_bytes(dir)))? {
-        let dirent = dirent?;
-        let name = dirent.file_name().into_vec();
-        if name == b"__pycache__" {
-            continue;
+    dirents::for_each_entry(handle.as_fd(), |name, d_type| {
+        let bytes = name.to_bytes();
+        if matches!(bytes, b"." | b".." | b"__pycache__") {
+            return;
         }
-        // file_type() is d_type, or an lstat when the filesystem gives none.
-        let kind = match dirent.file_type() {
-            Ok(t) if t.is_dir() => Kind::Dir,
-            Ok(t) if t.is_symlink() => Kind::Symlink,
+        // An lstat only where the filesystem gives no type, as `DirEntry.is_dir()`.
+        let d_type = match d_type {
+            dirents::DT_UNKNOWN => dirents::type_of(handle.as_fd(), name).unwrap_or(dirents::DT_UNKNOWN),
+            known => known,
+        };
+        let kind = match d_type {
+            dirents::DT_DIR => Kind::Dir,
+            dirents::DT_LNK => Kind::Symlink,
             _ => Kind::Other,
         };
-        entries.push(Entry { name, kind });
-    }
+        entries.push(Entry {
+            name: bytes.to_vec(),
+            kind,
+        });
+    })?;
     entries.sort_unstable_by(|a, b| str_order(&a.name, &b.name));
     Ok(entries)
 }

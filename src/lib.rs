@@ -20,6 +20,7 @@
 //! - [`bazel`]: rules_python's precompiler command line, one-shot or as a persistent worker.
 //! - [`report`]: the only place that prints.
 //! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
+//! - [`dirents`]: a directory's entries by `getdents64`, for the walk and the temp-file sweep.
 
 pub mod backend;
 pub mod bazel;
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod cli;
 pub mod destination;
 pub mod dfile;
+pub mod dirents;
 pub mod discover;
 pub mod engine;
 pub mod file;

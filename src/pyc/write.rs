@@ -501,7 +501,9 @@ pub(super) fn temp_writer(name: &[u8]) -> Option<u32> {
 pub fn sweep_stale_temps_at(dir: BorrowedFd<'_>) -> usize {
     let own = own_pid();
     let mut stale = Vec::new();
-    for_each_name(dir, |name| {
+    // Read from the handle's current position: once per handle. One opened
+    // without read permission lists nothing; a failed read ends the list.
+    let _ = crate::dirents::for_each_entry(dir, |name, _| {
         if temp_writer(name.to_bytes()).is_some_and(|pid| pid != own && !process_alive(pid)) {
             stale.push(name.to_owned());
         }
@@ -511,43 +513,6 @@ pub fn sweep_stale_temps_at(dir: BorrowedFd<'_>) -> usize {
         // SAFETY: a valid fd and C string.
         .filter(|name| unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0)
         .count()
-}
-
-/// Every name in the directory `dir` (readable handle, read from its
-/// current position: once per handle), with `getdents64` itself; a handle
-/// opened without read permission lists nothing.
-fn for_each_name(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) {
-    // `struct linux_dirent64`: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
-    const NAME_AT: usize = 19;
-    let mut buf = vec![0u64; 4096];
-    loop {
-        // SAFETY: the buffer is valid for its length in bytes.
-        let got = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buf.as_mut_ptr().cast::<u8>(),
-                buf.len() * 8,
-            )
-        };
-        if got <= 0 {
-            return;
-        }
-        // SAFETY: the kernel filled `got` bytes of the buffer.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), got as usize) };
-        let mut at = 0;
-        while at + NAME_AT < bytes.len() {
-            let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
-            if reclen == 0 {
-                return;
-            }
-            let record = &bytes[at + NAME_AT..(at + reclen).min(bytes.len())];
-            if let Ok(name) = CStr::from_bytes_until_nul(record) {
-                each(name);
-            }
-            at += reclen;
-        }
-    }
 }
 
 /// `sweep_stale_temps_at` for a directory given by path.
