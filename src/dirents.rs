@@ -72,6 +72,16 @@ pub fn for_each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr, u8)) -> i
 /// Whether `name` in `dir` is a directory or a symlink, by `lstat`, for an
 /// entry whose `d_type` is `DT_UNKNOWN`; `None` when it cannot be stat'ed.
 pub fn type_of(dir: BorrowedFd<'_>, name: &CStr) -> Option<u8> {
+    Some(match lstat_type(dir, name)? {
+        libc::S_IFDIR => DT_DIR,
+        libc::S_IFLNK => DT_LNK,
+        _ => libc::DT_REG,
+    })
+}
+
+/// The file type bits (`st_mode & S_IFMT`) of `name` in `dir`, not
+/// following a symlink; `None` when it cannot be stat'ed.
+pub fn lstat_type(dir: BorrowedFd<'_>, name: &CStr) -> Option<libc::mode_t> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: valid fd, C string and output buffer.
     let rc = unsafe {
@@ -86,12 +96,7 @@ pub fn type_of(dir: BorrowedFd<'_>, name: &CStr) -> Option<u8> {
         return None;
     }
     // SAFETY: fstatat succeeded and filled it.
-    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
-    Some(match mode {
-        libc::S_IFDIR => DT_DIR,
-        libc::S_IFLNK => DT_LNK,
-        _ => libc::DT_REG,
-    })
+    Some(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
 }
 
 #[cfg(test)]

@@ -86,21 +86,9 @@ pub fn check_destination_at(dir: BorrowedFd<'_>, cfile: &Path) -> Result<(), Wri
     let Ok(name) = file_name(cfile) else {
         return Ok(());
     };
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `name` is a valid C string and `stat` is written by the call.
-    let status = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            stat.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if status != 0 {
+    let Some(kind) = crate::dirents::lstat_type(dir, &name) else {
         return Ok(());
-    }
-    // SAFETY: fstatat succeeded, so it filled `stat`.
-    let kind = unsafe { stat.assume_init() }.st_mode & libc::S_IFMT;
+    };
     destination_verdict(cfile, kind == libc::S_IFLNK, kind == libc::S_IFREG)
 }
 
