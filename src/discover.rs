@@ -14,11 +14,13 @@
 //! at the depth limit, and when opening a subdirectory fails (to tell
 //! `Can't list` from "not a directory").
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::dirents;
 use crate::pyrepr::str_order;
@@ -49,14 +51,24 @@ pub enum Event {
 /// Walk `dir` like `compileall._walk_dir(dir, maxlevels)`, pushing events in
 /// order. The path strings are built as `os.path.join` builds them (no
 /// normalisation: `t/`, `t//`, `./t` are kept as given).
-/// With `Keep::Sources`, only files named `*.py` are pushed.
-pub fn walk_dir(dir: &Path, maxlevels: i64, keep: Keep, events: &mut Vec<Event>) {
+/// With `Keep::Sources`, only files named `*.py` are pushed. With more than
+/// one thread, the directories are listed ahead in parallel (see
+/// `list_ahead`); the events are the same.
+pub fn walk_dir(dir: &Path, maxlevels: i64, keep: Keep, threads: usize, events: &mut Vec<Event>) {
     // An explicit stack: compileall recurses (and itself dies with
     // RecursionError near 990 levels); we must not overflow ours.
     let mut stack = Vec::new();
     let root = dir.as_os_str().as_bytes().to_vec();
+    let mut listings = Listings {
+        ahead: if threads > 1 {
+            list_ahead(&root, maxlevels, keep, threads.min(MAX_LISTERS))
+        } else {
+            HashMap::new()
+        },
+        keep,
+    };
     events.push(Event::Listing(to_path(&root)));
-    stack.push(open_level(root, maxlevels, events));
+    stack.push(open_level(root, maxlevels, &mut listings, events));
     while let Some(level) = stack.last_mut() {
         let Some(entry) = level.entries.next() else {
             stack.pop();
@@ -70,7 +82,7 @@ pub fn walk_dir(dir: &Path, maxlevels: i64, keep: Keep, events: &mut Vec<Event>)
         }
         let fullname = path_join(&level.dir, &entry.name);
         let maxlevels = level.maxlevels;
-        match visit(&fullname, entry.kind, maxlevels) {
+        match visit(&fullname, entry.kind, maxlevels, &mut listings) {
             Visit::File if wanted => events.push(Event::File(to_path(&fullname))),
             Visit::File => {}
             Visit::Skip => {}
@@ -112,8 +124,8 @@ enum Visit {
 }
 
 /// `Listing` has been pushed for `dir`; read it and start its level.
-fn open_level(dir: Vec<u8>, maxlevels: i64, events: &mut Vec<Event>) -> Level {
-    let listing = list_dir(&dir);
+fn open_level(dir: Vec<u8>, maxlevels: i64, listings: &mut Listings, events: &mut Vec<Event>) -> Level {
+    let listing = listings.list(&dir);
     level_from(dir, maxlevels, listing, events)
 }
 
@@ -132,7 +144,7 @@ fn level_from(dir: Vec<u8>, maxlevels: i64, listing: std::io::Result<Vec<Entry>>
 /// compileall's per-name decision: `not isdir` → file; else recurse when
 /// `maxlevels > 0` and not a symlink. `isdir` follows symlinks and is false
 /// whenever `stat` fails.
-fn visit(fullname: &[u8], kind: Kind, maxlevels: i64) -> Visit {
+fn visit(fullname: &[u8], kind: Kind, maxlevels: i64, listings: &mut Listings) -> Visit {
     match kind {
         Kind::Other => Visit::File,
         Kind::Symlink if stat_is_dir(fullname) => Visit::Skip,
@@ -144,7 +156,7 @@ fn visit(fullname: &[u8], kind: Kind, maxlevels: i64) -> Visit {
                 Visit::File
             }
         }
-        Kind::Dir => match list_dir(fullname) {
+        Kind::Dir => match listings.list(fullname) {
             Ok(entries) => Visit::Listed(Ok(entries)),
             // Unreadable but a directory: `Listing` then `Can't list`.
             Err(err) if stat_is_dir(fullname) => Visit::Listed(Err(err)),
@@ -154,14 +166,127 @@ fn visit(fullname: &[u8], kind: Kind, maxlevels: i64) -> Visit {
     }
 }
 
+/// Threads listing ahead at most: past a few, the kernel's locks on the
+/// directories, not the threads, set the pace.
+const MAX_LISTERS: usize = 8;
+
+/// What one directory's `os.listdir` gave.
+type Listing = std::io::Result<Vec<Entry>>;
+
+/// The listings a walk reads: taken from those listed ahead, or read now.
+struct Listings {
+    ahead: HashMap<Vec<u8>, Listing>,
+    keep: Keep,
+}
+
+impl Listings {
+    fn list(&mut self, dir: &[u8]) -> Listing {
+        self.ahead.remove(dir).unwrap_or_else(|| list_dir(dir, self.keep))
+    }
+}
+
+/// Every directory a walk of `root` lists, listed by `threads` threads at
+/// once, by path. Listing is most of a walk's time, all of it in
+/// syscalls, and compileall's order does not depend on which directory is
+/// read first: the walk then takes each listing from here, in order.
+/// Directories are listed when the walk would list them: below `root` down
+/// to `maxlevels`, not through symlinks.
+fn list_ahead(root: &[u8], maxlevels: i64, keep: Keep, threads: usize) -> HashMap<Vec<u8>, Listing> {
+    let queue = Queue {
+        state: Mutex::new(QueueState {
+            todo: vec![(root.to_vec(), maxlevels)],
+            busy: 0,
+        }),
+        changed: Condvar::new(),
+    };
+    let lister = || {
+        let mut listed = Vec::new();
+        while let Some((dir, maxlevels)) = queue.next() {
+            let listing = list_dir(&dir, keep);
+            let subdirs = match &listing {
+                Ok(entries) if maxlevels > 0 => entries
+                    .iter()
+                    .filter(|e| matches!(e.kind, Kind::Dir))
+                    .map(|e| (path_join(&dir, &e.name), maxlevels - 1))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            queue.done(subdirs);
+            listed.push((dir, listing));
+        }
+        listed
+    };
+    std::thread::scope(|scope| {
+        let lister = &lister;
+        // A helper that cannot start leaves its share to the others.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, lister).ok())
+            .collect();
+        let mut all: HashMap<Vec<u8>, Listing> = lister().into_iter().collect();
+        for helper in helpers {
+            all.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        all
+    })
+}
+
+/// Directories still to list, shared by `list_ahead`'s threads.
+struct Queue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+struct QueueState {
+    /// (directory, the maxlevels of its level).
+    todo: Vec<(Vec<u8>, i64)>,
+    /// Directories being listed: their subdirectories are still to come.
+    busy: usize,
+}
+
+impl Queue {
+    /// The next directory to list; `None` once all are listed.
+    fn next(&self) -> Option<(Vec<u8>, i64)> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(next) = state.todo.pop() {
+                state.busy += 1;
+                return Some(next);
+            }
+            if state.busy == 0 {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A directory is listed; `subdirs` are to be listed too.
+    fn done(&self, subdirs: Vec<(Vec<u8>, i64)>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.busy -= 1;
+        let wake = !subdirs.is_empty() || state.busy == 0;
+        state.todo.extend(subdirs);
+        drop(state);
+        if wake {
+            self.changed.notify_all();
+        }
+    }
+}
+
 /// `os.listdir(dir)` minus `__pycache__`, sorted as Python sorts `str`s. Any
 /// error while reading fails the whole listing, as `os.listdir` raises.
-fn list_dir(dir: &[u8]) -> std::io::Result<Vec<Entry>> {
+/// With `Keep::Sources`, names the walk would skip (anything but
+/// directories and `*.py`) are left out.
+fn list_dir(dir: &[u8], keep: Keep) -> Listing {
     let handle = dirents::open_for_listing(dir)?;
     let mut entries = Vec::new();
     dirents::for_each_entry(handle.as_fd(), |name, d_type| {
         let bytes = name.to_bytes();
         if matches!(bytes, b"." | b".." | b"__pycache__") {
+            return;
+        }
+        // Only a directory can matter whatever its name (`DT_UNKNOWN` may be one).
+        if keep == Keep::Sources && !bytes.ends_with(b".py") && !matches!(d_type, dirents::DT_DIR | dirents::DT_UNKNOWN)
+        {
             return;
         }
         // An lstat only where the filesystem gives no type, as `DirEntry.is_dir()`.
@@ -319,16 +444,27 @@ print('\n'.join(out))
         let lines: Vec<&str> = out.lines().collect();
         let mut theirs = lines.split(|l| *l == "END");
         for (root, &(dir, maxlevels)) in roots.iter().zip(cases) {
-            let mut events = Vec::new();
-            walk_dir(&to_path(root), maxlevels, Keep::Everything, &mut events);
             let expected = theirs.next().unwrap();
             assert!(!expected.is_empty());
-            assert_eq!(
-                as_oracle_lines(&events),
-                expected,
-                "{version}: dir {:?} maxlevels {maxlevels}",
-                String::from_utf8_lossy(dir)
-            );
+            // Keeping sources only drops the other files' lines, nothing else.
+            let sources: Vec<&str> = expected
+                .iter()
+                .copied()
+                .filter(|line| !line.starts_with("F ") || line.ends_with(&hex(b".py")))
+                .collect();
+            for (keep, expected) in [(Keep::Everything, expected), (Keep::Sources, &sources[..])] {
+                // Listed ahead by several threads or not, the same events.
+                for threads in [1, 3] {
+                    let mut events = Vec::new();
+                    walk_dir(&to_path(root), maxlevels, keep, threads, &mut events);
+                    assert_eq!(
+                        as_oracle_lines(&events),
+                        expected,
+                        "{version}: dir {:?} maxlevels {maxlevels}, {keep:?}, {threads} threads",
+                        String::from_utf8_lossy(dir)
+                    );
+                }
+            }
         }
     }
 
@@ -366,7 +502,7 @@ print('\n'.join(out))
     fn empty_dir_string_cannot_be_listed() {
         // compileall: `Listing ''...` then `Can't list ''` (pyc-format.md 4.1, -i).
         let mut events = Vec::new();
-        walk_dir(Path::new(""), 5, Keep::Everything, &mut events);
+        walk_dir(Path::new(""), 5, Keep::Everything, 1, &mut events);
         assert_eq!(
             events,
             [Event::Listing(PathBuf::new()), Event::CantList(PathBuf::new())]
@@ -402,7 +538,7 @@ print('\n'.join(out))
             .stack_size(64 * 1024)
             .spawn(move || {
                 let mut events = Vec::new();
-                walk_dir(&root, 10_000, Keep::Everything, &mut events);
+                walk_dir(&root, 10_000, Keep::Everything, 2, &mut events);
                 events
             })
             .unwrap()

@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -106,7 +106,7 @@ impl Engine {
                 let maxlevels = self.maxlevels;
                 let walked = match prewalk {
                     Some(walked) if walked.limit >= maxlevels => walked,
-                    _ => Prewalk::new(paths, maxlevels, self.settings.dfile.keep()),
+                    _ => Prewalk::new(paths, maxlevels, self.settings.dfile.keep(), self.settings.workers),
                 };
                 let items = walked.items(maxlevels);
                 self.process(items, paths, printer);
@@ -118,7 +118,14 @@ impl Engine {
                         continue;
                     }
                     let mut items = Vec::new();
-                    walk(entry, 0, i, self.settings.dfile.keep(), &mut items);
+                    walk(
+                        entry,
+                        0,
+                        i,
+                        self.settings.dfile.keep(),
+                        self.settings.workers,
+                        &mut items,
+                    );
                     // compile_path stops at the first directory that fails.
                     if !self.process(items, entries, printer) {
                         break;
@@ -161,6 +168,7 @@ impl Engine {
             next_claim: AtomicUsize::new(0),
             deciders: self.deciders.clone(),
             resume: Mutex::new(Vec::new()),
+            resume_pending: AtomicBool::new(false),
             tx,
             stack: self.stack,
             threads: Mutex::new(Vec::new()),
@@ -314,6 +322,9 @@ struct Shared {
     /// (item, target) where an abandoned thread's file stopped: its
     /// remaining targets are decided by the next thread to look.
     resume: Mutex<Vec<(usize, usize)>>,
+    /// Whether `resume` may hold anything: threads look at it before each
+    /// item, and it is almost always empty.
+    resume_pending: AtomicBool,
     tx: Sender<Message>,
     stack: Option<usize>,
     /// Every thread started, to be joined unless abandoned.
@@ -423,7 +434,14 @@ impl Shared {
             if crate::run::interrupted() {
                 break;
             }
-            let resumed = self.resume.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let resumed = if self.resume_pending.load(Ordering::Acquire) {
+                let mut resume = self.resume.lock().unwrap_or_else(PoisonError::into_inner);
+                let next = resume.pop();
+                self.resume_pending.store(!resume.is_empty(), Ordering::Release);
+                next
+            } else {
+                None
+            };
             let (i, first_target) = match resumed {
                 Some(at) => at,
                 None => (self.next_claim.fetch_add(1, Ordering::Relaxed), 0),
@@ -517,10 +535,9 @@ impl Shared {
             self.done.finish(self.slot(i, k), false);
         }
         if k + 1 < self.deciders.len() {
-            self.resume
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((i, k + 1));
+            let mut resume = self.resume.lock().unwrap_or_else(PoisonError::into_inner);
+            resume.push((i, k + 1));
+            self.resume_pending.store(true, Ordering::Release);
         }
         let _ = self.tx.send(Message::Reports(reports));
         if self.spawn().is_err() {

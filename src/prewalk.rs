@@ -35,7 +35,7 @@ pub struct Prewalk {
 }
 
 impl Prewalk {
-    pub fn new(paths: &[PathBuf], limit: i64, keep: Keep) -> Prewalk {
+    pub fn new(paths: &[PathBuf], limit: i64, keep: Keep, threads: usize) -> Prewalk {
         let mut items = Vec::new();
         for (i, path) in paths.iter().enumerate() {
             if path.is_file() {
@@ -46,7 +46,7 @@ impl Prewalk {
                     dir_arg: None,
                 });
             } else {
-                walk(path, limit, i, keep, &mut items);
+                walk(path, limit, i, keep, threads, &mut items);
             }
         }
         Prewalk { items, limit }
@@ -81,9 +81,10 @@ impl Item {
 }
 
 /// compileall's walk of one directory argument, as items with their depth.
-pub fn walk(dir: &Path, maxlevels: i64, arg: usize, keep: Keep, items: &mut Vec<Item>) {
+/// `threads` list directories ahead (`walk_dir`).
+pub fn walk(dir: &Path, maxlevels: i64, arg: usize, keep: Keep, threads: usize, items: &mut Vec<Item>) {
     let mut events = Vec::new();
-    walk_dir(dir, maxlevels, keep, &mut events);
+    walk_dir(dir, maxlevels, keep, threads, &mut events);
     let root = dir.as_os_str().as_bytes();
     let arg = u32::try_from(arg).expect("fewer than 2^32 arguments");
     items.extend(events.into_iter().map(|event| {

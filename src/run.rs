@@ -48,11 +48,13 @@ pub fn main() -> ExitCode {
         Ok(list) if !cli.paths.is_empty() || cli.flist.is_some() => {
             let mut paths: Vec<PathBuf> = cli.paths.iter().map(PathBuf::from).collect();
             paths.extend(list.iter().flatten().cloned());
-            Some(Prewalk::new(
-                &paths,
-                walk_limit(&cli),
-                walk_keep(cli.ddir.is_some(), cli.stripdir.is_some(), cli.prependdir.is_some()),
-            ))
+            let keep = walk_keep(cli.ddir.is_some(), cli.stripdir.is_some(), cli.prependdir.is_some());
+            // As many as `-j` (settings refuse a negative one later).
+            let threads = match cli.workers {
+                Some(n) if n > 0 => usize::try_from(n).unwrap_or(1),
+                _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            Some(Prewalk::new(&paths, walk_limit(&cli), keep, threads))
         }
         _ => None,
     };
