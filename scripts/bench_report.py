@@ -115,7 +115,7 @@ def print_table(bench: Bench) -> None:
               f"{rcs:>3} {pycs:>7} {own} {max(s.tree_peak_kb for s in mine) / 1024:7.1f}")
     print("cpu s: median user+system CPU, workers included; others: worst share of the machine's CPU used by")
     print("  unrelated processes during a run (above ~5% the timings are disturbed); pycs: in the tree after a")
-    print("  cold run (floor: files compiled), for fresh runs +N = most pycs one run rewrote (should be +0);")
+    print("  cold run (floor: files compiled), for fresh runs +N = most existing pycs one run rewrote (should be +0);")
     print("  own MB: the process's own peak RSS (ptrace, at exit); tree MB: the largest single process among it")
     print("  and every descendant (wait4's maxrss, not a sum): Python workers for the CPython backend and")
     print("  compileall -j0; serc, native and the floor are one process, so there own = tree")
