@@ -323,6 +323,11 @@ impl Scanner<'_> {
     fn code(&mut self, field: Option<usize>) {
         let b = self.at(0);
         let in_brackets = self.levels.len() > field.map_or(1, |level| level + 1);
+        // Names are the commonest token: decided before the match.
+        if NAME_START[usize::from(b)] {
+            self.word(in_brackets);
+            return;
+        }
         match b {
             b' ' | b'\t' | b'\x0c' => self.i = skip_while(self.text, self.i + 1, &BLANK),
             b'\n' | b'\r' => {
@@ -355,7 +360,6 @@ impl Scanner<'_> {
                 self.number();
                 self.unary(false);
             }
-            _ if is_word_byte(b) => self.word(in_brackets),
             b'(' | b'[' | b'{' => {
                 self.i += 1;
                 // Two: the bracket's node, and a tuple or generator inside
@@ -470,22 +474,26 @@ impl Scanner<'_> {
             self.string(word);
             return;
         }
-        let counted = matches!(
-            word,
-            b"not"
-                | b"and"
-                | b"or"
-                | b"in"
-                | b"is"
-                | b"if"
-                | b"else"
-                | b"lambda"
-                | b"await"
-                | b"yield"
-                | b"for"
-                | b"from"
-                | b"async"
-        );
+        // Only a short word starting with one of these letters can be one
+        // of the keywords below: most names are out after two loads.
+        let counted = word.len() <= 6
+            && KEYWORD_START[usize::from(word[0])]
+            && matches!(
+                word,
+                b"not"
+                    | b"and"
+                    | b"or"
+                    | b"in"
+                    | b"is"
+                    | b"if"
+                    | b"else"
+                    | b"lambda"
+                    | b"await"
+                    | b"yield"
+                    | b"for"
+                    | b"from"
+                    | b"async"
+            );
         if counted {
             self.count(1);
         }
@@ -636,11 +644,53 @@ impl Scanner<'_> {
 }
 
 fn word_at(text: &[u8], start: usize) -> &[u8] {
-    let end = text[start..]
-        .iter()
-        .position(|&b| !is_word_byte(b))
-        .map_or(text.len(), |n| start + n);
+    let mut end = start;
+    // Sixteen bytes at a time while that many are left: most names end
+    // within the first block.
+    while let Some(block) = text.get(end..end + 16) {
+        let words = word_bytes(block.try_into().expect("sixteen bytes"));
+        end += words.trailing_ones() as usize;
+        if words != u16::MAX {
+            return &text[start..end];
+        }
+    }
+    end += text[end..].iter().take_while(|&&b| is_word_byte(b)).count();
     &text[start..end]
+}
+
+/// Bit `k` set when `block[k]` is a word byte (`WORD`), with SSE2 (part of
+/// every x86-64): `[0-9A-Za-z_]` by range tests, `0x80..` by sign.
+#[cfg(target_arch = "x86_64")]
+fn word_bytes(block: &[u8; 16]) -> u16 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_setzero_si128,
+    };
+    // An unsigned range test `lo <= b < lo + n`: shift the range to start at
+    // -128, then compare signed.
+    // SAFETY: SSE2 is baseline on x86-64; the load is unaligned and reads
+    // exactly the sixteen bytes of `block`.
+    unsafe {
+        let splat = |b: u8| _mm_set1_epi8(b as i8);
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let in_range = |x: __m128i, lo: u8, n: u8| {
+            _mm_cmplt_epi8(_mm_add_epi8(x, splat(0x80u8.wrapping_sub(lo))), splat(0x80 + n))
+        };
+        let high = _mm_cmplt_epi8(v, _mm_setzero_si128());
+        let digit = in_range(v, b'0', 10);
+        let letter = in_range(_mm_or_si128(v, splat(0x20)), b'a', 26);
+        let underscore = _mm_cmpeq_epi8(v, splat(b'_'));
+        let words = _mm_or_si128(_mm_or_si128(high, digit), _mm_or_si128(letter, underscore));
+        _mm_movemask_epi8(words) as u16
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn word_bytes(block: &[u8; 16]) -> u16 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (k, &b)| bits | (u16::from(is_word_byte(b)) << k))
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -667,6 +717,10 @@ macro_rules! class {
 }
 
 const WORD: Class = class!(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
+/// A name (or keyword, or string prefix) starts here: a word byte, not a digit.
+const NAME_START: Class = class!(|b| b.is_ascii_alphabetic() || b == b'_' || b >= 0x80);
+/// First letters of the keywords `word` counts.
+const KEYWORD_START: Class = class!(|b| matches!(b, b'n' | b'a' | b'o' | b'i' | b'e' | b'l' | b'y' | b'f'));
 const BLANK: Class = class!(|b| matches!(b, b' ' | b'\t' | b'\x0c'));
 /// Bytes inside a plain string that neither end it nor escape (the quote
 /// byte itself is checked by the caller).

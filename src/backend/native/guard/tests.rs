@@ -229,3 +229,25 @@ fn the_bound_is_never_below_the_measured_depths() {
     }
     assert!(parsed > 1000, "{parsed} files of {lib:?}");
 }
+
+/// The vector test of word bytes agrees with the `WORD` table for every
+/// byte at every position of a block, and `word_at` ends where the table says.
+#[test]
+fn word_bytes_are_the_word_table() {
+    for b in 0..=255u8 {
+        for k in 0..16 {
+            let mut block = [b'x'; 16];
+            block[k] = b;
+            let expected = if WORD[usize::from(b)] { u16::MAX } else { !(1 << k) };
+            assert_eq!(word_bytes(&block), expected, "byte {b:#04x} at {k}");
+        }
+    }
+    for len in 0..40 {
+        for stop in [b' ', b'.', b'(', b'\n', b'"', b'\x7f', b'`'] {
+            let mut text = vec![b'_'; len];
+            text.extend_from_slice(&[stop, b'a', b'b']);
+            assert_eq!(word_at(&text, 0).len(), len, "{len} then {stop:#04x}");
+            assert_eq!(word_at(&text[..len], 0).len(), len);
+        }
+    }
+}
