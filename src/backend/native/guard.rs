@@ -321,7 +321,16 @@ impl Scanner<'_> {
     /// One token of code; `field` is the level of the replacement field
     /// this code is in, if any.
     fn code(&mut self, field: Option<usize>) {
-        let b = self.at(0);
+        let mut b = self.at(0);
+        // Blanks between tokens go with the token after them: one trip
+        // through the caller's loop for both.
+        if BLANK[usize::from(b)] {
+            self.i = skip_while(self.text, self.i + 1, &BLANK);
+            if self.i == self.text.len() {
+                return;
+            }
+            b = self.text[self.i];
+        }
         let in_brackets = self.levels.len() > field.map_or(1, |level| level + 1);
         // Names are the commonest token: decided before the match.
         if NAME_START[usize::from(b)] {
@@ -329,7 +338,6 @@ impl Scanner<'_> {
             return;
         }
         match b {
-            b' ' | b'\t' | b'\x0c' => self.i = skip_while(self.text, self.i + 1, &BLANK),
             b'\n' | b'\r' => {
                 self.i += 1;
                 if field.is_none() && !in_brackets {
@@ -524,7 +532,7 @@ impl Scanner<'_> {
         let ordinary = if triple { &TRIPLE_BODY } else { &SINGLE_BODY };
         while let Some(&b) = self.text.get(self.i) {
             if ordinary[usize::from(b)] {
-                self.i = skip_while(self.text, self.i + 1, ordinary);
+                self.i = skip_body(self.text, self.i + 1, triple);
                 continue;
             }
             if b == b'\\' {
@@ -732,6 +740,47 @@ fn skip_while(text: &[u8], i: usize, class: &Class) -> usize {
     text.get(i..)
         .and_then(|rest| rest.iter().position(|&b| !class[usize::from(b)]))
         .map_or(text.len(), |n| i + n)
+}
+
+/// The index of the first byte at or after `i` that may end or escape a
+/// plain string's body (not in `TRIPLE_BODY` or `SINGLE_BODY`): sixteen
+/// bytes at a time while that many are left, docstrings being long.
+fn skip_body(text: &[u8], mut i: usize, triple: bool) -> usize {
+    while let Some(block) = text.get(i..i + 16) {
+        let stops = string_stops(block.try_into().expect("sixteen bytes"), triple);
+        if stops != 0 {
+            return i + stops.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    skip_while(text, i, if triple { &TRIPLE_BODY } else { &SINGLE_BODY })
+}
+
+/// Bit `k` set when `block[k]` is not in the body class of the string
+/// (`TRIPLE_BODY`, `SINGLE_BODY`), with SSE2.
+#[cfg(target_arch = "x86_64")]
+fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: SSE2 is baseline on x86-64; the load is unaligned and reads
+    // exactly the sixteen bytes of `block`.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let is = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+        let mut stops = _mm_or_si128(_mm_or_si128(is(b'\\'), is(b'\'')), is(b'"'));
+        if !triple {
+            stops = _mm_or_si128(stops, _mm_or_si128(is(b'\n'), is(b'\r')));
+        }
+        _mm_movemask_epi8(stops) as u16
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
+    let ordinary = if triple { &TRIPLE_BODY } else { &SINGLE_BODY };
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (k, &b)| bits | (u16::from(!ordinary[usize::from(b)]) << k))
 }
 
 fn is_string_prefix(word: &[u8]) -> bool {

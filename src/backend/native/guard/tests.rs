@@ -251,3 +251,37 @@ fn word_bytes_are_the_word_table() {
         }
     }
 }
+
+/// The vector test of string bodies agrees with `TRIPLE_BODY` and
+/// `SINGLE_BODY` for every byte at every position, and `skip_body` stops
+/// where `skip_while` on the table does, within a block and past one.
+#[test]
+fn string_stops_are_the_body_tables() {
+    for (triple, ordinary) in [(true, &TRIPLE_BODY), (false, &SINGLE_BODY)] {
+        for b in 0..=255u8 {
+            for k in 0..16 {
+                let mut block = [b'x'; 16];
+                block[k] = b;
+                let expected = if ordinary[usize::from(b)] { 0 } else { 1 << k };
+                assert_eq!(
+                    string_stops(&block, triple),
+                    expected,
+                    "byte {b:#04x} at {k}, triple {triple}"
+                );
+            }
+        }
+        for len in 0..40 {
+            for stop in [b'\\', b'\'', b'"', b'\n', b'\r'] {
+                let mut text = vec![b'a'; len];
+                text.extend_from_slice(&[stop, b'b']);
+                assert_eq!(
+                    skip_body(&text, 0, triple),
+                    skip_while(&text, 0, ordinary),
+                    "{len} then {stop:#04x}"
+                );
+            }
+            let text = vec![b' '; len];
+            assert_eq!(skip_body(&text, 0, triple), len);
+        }
+    }
+}
