@@ -196,6 +196,7 @@ fn list_ahead(root: &[u8], maxlevels: i64, keep: Keep, threads: usize) -> HashMa
         state: Mutex::new(QueueState {
             todo: vec![(root.to_vec(), maxlevels)],
             busy: 0,
+            waiting: 0,
         }),
         changed: Condvar::new(),
     };
@@ -241,6 +242,8 @@ struct QueueState {
     todo: Vec<(Vec<u8>, i64)>,
     /// Directories being listed: their subdirectories are still to come.
     busy: usize,
+    /// Threads waiting for either: only then is a wake-up worth a syscall.
+    waiting: usize,
 }
 
 impl Queue {
@@ -255,7 +258,9 @@ impl Queue {
             if state.busy == 0 {
                 return None;
             }
+            state.waiting += 1;
             state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 
@@ -263,7 +268,7 @@ impl Queue {
     fn done(&self, subdirs: Vec<(Vec<u8>, i64)>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.busy -= 1;
-        let wake = !subdirs.is_empty() || state.busy == 0;
+        let wake = state.waiting > 0 && (!subdirs.is_empty() || state.busy == 0);
         state.todo.extend(subdirs);
         drop(state);
         if wake {
