@@ -5,14 +5,24 @@
 //! measured in `scripts/nesting-limits.py`'s terms; see docs/backends.md.
 //!
 //! Two passes. [`nesting_bound`] reads the bytes once and returns an upper
-//! bound on the depth; almost every real file is far below any limit and
-//! goes straight to serc. Only above [`Limits::fast_accept`] is the source
-//! parsed (by the parser serc uses) and its depths measured exactly as
-//! CPython counts them, from below: a file is refused only when CPython
-//! refuses it too, whatever the caller's stack depth.
+//! bound on the depth (skipping runs of bytes with `guard/bytes.rs`);
+//! almost every real file is far below any limit and goes straight to
+//! serc. Only above [`Limits::fast_accept`] is the source parsed (by the
+//! parser serc uses) and its depths measured exactly as CPython counts
+//! them, from below (`guard/depths.rs`): a file is refused only when
+//! CPython refuses it too, whatever the caller's stack depth.
 
-use ruff_python_ast::visitor::{Visitor, transformer, walk_expr, walk_stmt};
-use ruff_python_ast::{Expr, Operator, Stmt};
+// By path, so that the examples (`serc_floor`, `guard_scan`), which
+// include this file by path, find them too.
+#[path = "guard/bytes.rs"]
+mod bytes;
+#[path = "guard/depths.rs"]
+mod depths;
+
+use bytes::{
+    BLANK, KEYWORD_START, NAME_START, SINGLE_BODY, TRIPLE_BODY, is_string_prefix, skip_body, skip_while, word_at,
+};
+use depths::measure;
 use serc::PythonVersion;
 
 /// CPython's parser gives up when this many rule frames are active
@@ -648,265 +658,6 @@ impl Scanner<'_> {
             }
             _ => self.i += 1,
         }
-    }
-}
-
-fn word_at(text: &[u8], start: usize) -> &[u8] {
-    let mut end = start;
-    // Sixteen bytes at a time while that many are left: most names end
-    // within the first block.
-    while let Some(block) = text.get(end..end + 16) {
-        let words = word_bytes(block.try_into().expect("sixteen bytes"));
-        end += words.trailing_ones() as usize;
-        if words != u16::MAX {
-            return &text[start..end];
-        }
-    }
-    end += text[end..].iter().take_while(|&&b| is_word_byte(b)).count();
-    &text[start..end]
-}
-
-/// Bit `k` set when `block[k]` is a word byte (`WORD`), with SSE2 (part of
-/// every x86-64): `[0-9A-Za-z_]` by range tests, `0x80..` by sign.
-#[cfg(target_arch = "x86_64")]
-fn word_bytes(block: &[u8; 16]) -> u16 {
-    use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm_setzero_si128,
-    };
-    // An unsigned range test `lo <= b < lo + n`: shift the range to start at
-    // -128, then compare signed.
-    // SAFETY: SSE2 is baseline on x86-64; the load is unaligned and reads
-    // exactly the sixteen bytes of `block`.
-    unsafe {
-        let splat = |b: u8| _mm_set1_epi8(b as i8);
-        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        let in_range = |x: __m128i, lo: u8, n: u8| {
-            _mm_cmplt_epi8(_mm_add_epi8(x, splat(0x80u8.wrapping_sub(lo))), splat(0x80 + n))
-        };
-        let high = _mm_cmplt_epi8(v, _mm_setzero_si128());
-        let digit = in_range(v, b'0', 10);
-        let letter = in_range(_mm_or_si128(v, splat(0x20)), b'a', 26);
-        let underscore = _mm_cmpeq_epi8(v, splat(b'_'));
-        let words = _mm_or_si128(_mm_or_si128(high, digit), _mm_or_si128(letter, underscore));
-        _mm_movemask_epi8(words) as u16
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn word_bytes(block: &[u8; 16]) -> u16 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |bits, (k, &b)| bits | (u16::from(is_word_byte(b)) << k))
-}
-
-fn is_word_byte(b: u8) -> bool {
-    WORD[usize::from(b)]
-}
-
-/// Byte classes as 256-entry tables: one load per byte in the loops that
-/// skip over runs, the bulk of any source.
-type Class = [bool; 256];
-
-/// A `Class` of the bytes `b` for which the expression holds, built at
-/// compile time.
-macro_rules! class {
-    (|$b:ident| $member:expr) => {{
-        let mut table = [false; 256];
-        let mut i = 0;
-        while i < 256 {
-            let $b = i as u8;
-            table[i] = $member;
-            i += 1;
-        }
-        table
-    }};
-}
-
-const WORD: Class = class!(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
-/// A name (or keyword, or string prefix) starts here: a word byte, not a digit.
-const NAME_START: Class = class!(|b| b.is_ascii_alphabetic() || b == b'_' || b >= 0x80);
-/// First letters of the keywords `word` counts.
-const KEYWORD_START: Class = class!(|b| matches!(b, b'n' | b'a' | b'o' | b'i' | b'e' | b'l' | b'y' | b'f'));
-const BLANK: Class = class!(|b| matches!(b, b' ' | b'\t' | b'\x0c'));
-/// Bytes inside a plain string that neither end it nor escape (the quote
-/// byte itself is checked by the caller).
-const TRIPLE_BODY: Class = class!(|b| !matches!(b, b'\\' | b'\'' | b'"'));
-const SINGLE_BODY: Class = class!(|b| !matches!(b, b'\\' | b'\'' | b'"' | b'\n' | b'\r'));
-
-/// The index of the first byte at or after `i` not in `class`.
-fn skip_while(text: &[u8], i: usize, class: &Class) -> usize {
-    text.get(i..)
-        .and_then(|rest| rest.iter().position(|&b| !class[usize::from(b)]))
-        .map_or(text.len(), |n| i + n)
-}
-
-/// The index of the first byte at or after `i` that may end or escape a
-/// plain string's body (not in `TRIPLE_BODY` or `SINGLE_BODY`): sixteen
-/// bytes at a time while that many are left, docstrings being long.
-fn skip_body(text: &[u8], mut i: usize, triple: bool) -> usize {
-    while let Some(block) = text.get(i..i + 16) {
-        let stops = string_stops(block.try_into().expect("sixteen bytes"), triple);
-        if stops != 0 {
-            return i + stops.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    skip_while(text, i, if triple { &TRIPLE_BODY } else { &SINGLE_BODY })
-}
-
-/// Bit `k` set when `block[k]` is not in the body class of the string
-/// (`TRIPLE_BODY`, `SINGLE_BODY`), with SSE2.
-#[cfg(target_arch = "x86_64")]
-fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
-    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
-    // SAFETY: SSE2 is baseline on x86-64; the load is unaligned and reads
-    // exactly the sixteen bytes of `block`.
-    unsafe {
-        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        let is = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-        let mut stops = _mm_or_si128(_mm_or_si128(is(b'\\'), is(b'\'')), is(b'"'));
-        if !triple {
-            stops = _mm_or_si128(stops, _mm_or_si128(is(b'\n'), is(b'\r')));
-        }
-        _mm_movemask_epi8(stops) as u16
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
-    let ordinary = if triple { &TRIPLE_BODY } else { &SINGLE_BODY };
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |bits, (k, &b)| bits | (u16::from(!ordinary[usize::from(b)]) << k))
-}
-
-fn is_string_prefix(word: &[u8]) -> bool {
-    (1..=2).contains(&word.len()) && word.iter().all(|b| b"rRbBuUfFtT".contains(b))
-}
-
-/// Depths of the parsed source as CPython counts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Depths {
-    /// Statements and expressions on the deepest path, `elif` as nested
-    /// `If` (CPython's tree), f-string fields one level each (CPython has
-    /// two: the `JoinedStr` and the `FormattedValue`).
-    pub ast: u32,
-    /// Parser frames the right-recursive rules need, at least: one per
-    /// `not`, unary `-`/`+`/`~`, `else` of a conditional expression and
-    /// `elif`; two per `lambda` body and right operand of `**`.
-    pub parser: u32,
-}
-
-/// `None` if the source does not parse: serc reports the syntax error,
-/// before compiling anything.
-pub(super) fn measure(text: &str, limits: Limits) -> Option<Depths> {
-    let options =
-        ruff_python_parser::ParseOptions::from(ruff_python_parser::Mode::Module).with_target_version(limits.grammar);
-    let parsed = ruff_python_parser::parse_unchecked(text, options).try_into_module()?;
-    if !parsed.errors().is_empty() {
-        dismantle(parsed.into_suite());
-        return None;
-    }
-    let mut walk = DepthWalk::default();
-    for stmt in parsed.suite() {
-        walk.visit_stmt(stmt);
-    }
-    dismantle(parsed.into_suite());
-    Some(walk.max)
-}
-
-/// Stack for the walk's recursion: grow by this much when less than the
-/// red zone is left (the parser does the same).
-const STACK_RED_ZONE: usize = 128 * 1024;
-const STACK_GROWTH: usize = 2 * 1024 * 1024;
-
-#[derive(Default)]
-struct DepthWalk {
-    now: Depths,
-    max: Depths,
-}
-
-impl DepthWalk {
-    fn nested(&mut self, ast: u32, parser: u32, inner: impl FnOnce(&mut Self)) {
-        self.now.ast += ast;
-        self.now.parser += parser;
-        self.max.ast = self.max.ast.max(self.now.ast);
-        self.max.parser = self.max.parser.max(self.now.parser);
-        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || inner(self));
-        self.now.ast -= ast;
-        self.now.parser -= parser;
-    }
-}
-
-impl<'a> Visitor<'a> for DepthWalk {
-    fn visit_stmt(&mut self, stmt: &'a Stmt) {
-        let Stmt::If(stmt_if) = stmt else {
-            return self.nested(1, 0, |walk| walk_stmt(walk, stmt));
-        };
-        // `if`/`elif`/`else` is a chain of `If`s, each in the last's orelse.
-        self.nested(1, 0, |walk| {
-            walk.visit_expr(&stmt_if.test);
-            walk.visit_body(&stmt_if.body);
-            let mut elifs = 0;
-            for clause in &stmt_if.elif_else_clauses {
-                let extra = u32::from(clause.test.is_some());
-                walk.nested(elifs + extra, elifs + extra, |walk| {
-                    if let Some(test) = &clause.test {
-                        walk.visit_expr(test);
-                    }
-                    walk.visit_body(&clause.body);
-                });
-                elifs += extra;
-            }
-        });
-    }
-
-    fn visit_expr(&mut self, expr: &'a Expr) {
-        self.nested(1, 0, |walk| match expr {
-            Expr::UnaryOp(unary) => walk.nested(0, 1, |walk| walk.visit_expr(&unary.operand)),
-            Expr::If(conditional) => {
-                walk.visit_expr(&conditional.test);
-                walk.visit_expr(&conditional.body);
-                walk.nested(0, 1, |walk| walk.visit_expr(&conditional.orelse));
-            }
-            Expr::Lambda(lambda) => {
-                if let Some(parameters) = &lambda.parameters {
-                    walk.visit_parameters(parameters);
-                }
-                walk.nested(0, 2, |walk| walk.visit_expr(&lambda.body));
-            }
-            Expr::BinOp(binary) if binary.op == Operator::Pow => {
-                walk.visit_expr(&binary.left);
-                walk.nested(0, 2, |walk| walk.visit_expr(&binary.right));
-            }
-            _ => walk_expr(walk, expr),
-        });
-    }
-}
-
-/// Drops a parsed module without recursing once per level: a deep
-/// expression is emptied bottom-up, each node replaced by a leaf.
-fn dismantle(mut suite: ruff_python_ast::Suite) {
-    struct Empty;
-    impl transformer::Transformer for Empty {
-        fn visit_expr(&self, expr: &mut Expr) {
-            if matches!(expr, Expr::Name(_) | Expr::NumberLiteral(_) | Expr::NoneLiteral(_)) {
-                return;
-            }
-            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
-                transformer::walk_expr(self, expr);
-                *expr = Expr::NoneLiteral(ruff_python_ast::ExprNoneLiteral::default());
-            });
-        }
-        fn visit_stmt(&self, stmt: &mut Stmt) {
-            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || transformer::walk_stmt(self, stmt));
-        }
-    }
-    for stmt in &mut suite {
-        transformer::Transformer::visit_stmt(&Empty, stmt);
     }
 }
 

@@ -1,3 +1,4 @@
+use super::bytes::*;
 use super::*;
 use chains::chain;
 
@@ -230,8 +231,9 @@ fn the_bound_is_never_below_the_measured_depths() {
     assert!(parsed > 1000, "{parsed} files of {lib:?}");
 }
 
-/// The vector test of word bytes agrees with the `WORD` table for every
-/// byte at every position of a block, and `word_at` ends where the table says.
+/// The vector test of word bytes (and the one other architectures run)
+/// agrees with the `WORD` table for every byte at every position of a
+/// block, and `word_at` ends where the table says.
 #[test]
 fn word_bytes_are_the_word_table() {
     for b in 0..=255u8 {
@@ -240,6 +242,7 @@ fn word_bytes_are_the_word_table() {
             block[k] = b;
             let expected = if WORD[usize::from(b)] { u16::MAX } else { !(1 << k) };
             assert_eq!(word_bytes(&block), expected, "byte {b:#04x} at {k}");
+            assert_eq!(word_bytes_by_table(&block), expected, "by table: byte {b:#04x} at {k}");
         }
     }
     for len in 0..40 {
@@ -252,9 +255,10 @@ fn word_bytes_are_the_word_table() {
     }
 }
 
-/// The vector test of string bodies agrees with `TRIPLE_BODY` and
-/// `SINGLE_BODY` for every byte at every position, and `skip_body` stops
-/// where `skip_while` on the table does, within a block and past one.
+/// The vector test of string bodies (and the one other architectures
+/// run) agrees with `TRIPLE_BODY` and `SINGLE_BODY` for every byte at
+/// every position, and `skip_body` stops where `skip_while` on the table
+/// does, within a block and past one.
 #[test]
 fn string_stops_are_the_body_tables() {
     for (triple, ordinary) in [(true, &TRIPLE_BODY), (false, &SINGLE_BODY)] {
@@ -267,6 +271,11 @@ fn string_stops_are_the_body_tables() {
                     string_stops(&block, triple),
                     expected,
                     "byte {b:#04x} at {k}, triple {triple}"
+                );
+                assert_eq!(
+                    string_stops_by_table(&block, triple),
+                    expected,
+                    "by table: byte {b:#04x} at {k}, triple {triple}"
                 );
             }
         }
