@@ -13,8 +13,7 @@ pub(super) fn word_at(text: &[u8], start: usize) -> &[u8] {
             return &text[start..end];
         }
     }
-    end += text[end..].iter().take_while(|&&b| is_word_byte(b)).count();
-    &text[start..end]
+    &text[start..skip_while(text, end, &WORD)]
 }
 
 /// Bit `k` set when `block[k]` is a word byte (`WORD`), with SSE2 (part of
@@ -46,21 +45,18 @@ pub(super) fn word_bytes(block: &[u8; 16]) -> u16 {
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) fn word_bytes(block: &[u8; 16]) -> u16 {
-    word_bytes_by_table(block)
+    class_bits(block, &WORD)
 }
 
-/// `word_bytes` without vectors: what other architectures run, and what
-/// the tests hold the vector version to.
+/// Bit `k` set when `block[k]` is in `class`: the vector tests without
+/// vectors, what other architectures run and what the tests hold the
+/// vector versions to.
 #[cfg(any(test, not(target_arch = "x86_64")))]
-pub(super) fn word_bytes_by_table(block: &[u8; 16]) -> u16 {
+pub(super) fn class_bits(block: &[u8; 16], class: &Class) -> u16 {
     block
         .iter()
         .enumerate()
-        .fold(0, |bits, (k, &b)| bits | (u16::from(is_word_byte(b)) << k))
-}
-
-pub(super) fn is_word_byte(b: u8) -> bool {
-    WORD[usize::from(b)]
+        .fold(0, |bits, (k, &b)| bits | (u16::from(class[usize::from(b)]) << k))
 }
 
 /// Byte classes as 256-entry tables: one load per byte in the loops that
@@ -134,17 +130,7 @@ pub(super) fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) fn string_stops(block: &[u8; 16], triple: bool) -> u16 {
-    string_stops_by_table(block, triple)
-}
-
-/// `string_stops` without vectors, as `word_bytes_by_table`.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-pub(super) fn string_stops_by_table(block: &[u8; 16], triple: bool) -> u16 {
-    let ordinary = if triple { &TRIPLE_BODY } else { &SINGLE_BODY };
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |bits, (k, &b)| bits | (u16::from(!ordinary[usize::from(b)]) << k))
+    !class_bits(block, if triple { &TRIPLE_BODY } else { &SINGLE_BODY })
 }
 
 pub(super) fn is_string_prefix(word: &[u8]) -> bool {

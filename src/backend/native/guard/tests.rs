@@ -242,7 +242,7 @@ fn word_bytes_are_the_word_table() {
             block[k] = b;
             let expected = if WORD[usize::from(b)] { u16::MAX } else { !(1 << k) };
             assert_eq!(word_bytes(&block), expected, "byte {b:#04x} at {k}");
-            assert_eq!(word_bytes_by_table(&block), expected, "by table: byte {b:#04x} at {k}");
+            assert_eq!(class_bits(&block, &WORD), expected, "by table: byte {b:#04x} at {k}");
         }
     }
     for len in 0..40 {
@@ -273,7 +273,7 @@ fn string_stops_are_the_body_tables() {
                     "byte {b:#04x} at {k}, triple {triple}"
                 );
                 assert_eq!(
-                    string_stops_by_table(&block, triple),
+                    !class_bits(&block, ordinary),
                     expected,
                     "by table: byte {b:#04x} at {k}, triple {triple}"
                 );
