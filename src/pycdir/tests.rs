@@ -106,3 +106,19 @@ fn prefix_levels_are_created_below_the_prefix() {
         other => panic!("expected a write error, got {:?}", other.err()),
     }
 }
+
+/// What a thread remembers of its last directory belongs to that run: a
+/// later run on the same thread asks again.
+#[test]
+fn a_later_run_on_the_same_thread_looks_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("__pycache__");
+    let first = dirs(tmp.path(), None);
+    assert!(matches!(first.lookup(&cache), Lookup::Empty));
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::write(cache.join("m.cpython-312.pyc"), [7u8; 20]).unwrap();
+    // The first run still knows the directory as missing when it started.
+    assert!(matches!(first.lookup(&cache), Lookup::Empty));
+    let second = dirs(tmp.path(), None);
+    assert!(matches!(second.lookup(&cache), Lookup::Open(_)));
+}
