@@ -4,9 +4,8 @@
 # Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [--bolt] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
 #   --bolt      then lay the binary's code out again by where it runs (step 4;
-#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22, and
-#               a binary this machine can run: with MATURIN-ARGS, each new
-#               wheel's binary is replaced and its RECORD entry rewritten)
+#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22; not
+#               for wheels: see step 4)
 #   --profile   use this merged profile (e.g. target/pgo/merged.profdata of an
 #               earlier run) instead of steps 1 and 2
 #   --training  the tree the instrumented binary compiles (default: a copy of
@@ -24,12 +23,15 @@
 #   3. merge the profiles with the toolchain's own llvm-profdata (rustup
 #      component llvm-tools, added if missing: the system's llvm-profdata
 #      reads another format) and build again with -Cprofile-use;
-#   4. with --bolt: BOLT instruments that build, the training runs of
-#      step 2 run again, and BOLT lays out each function's blocks by the
-#      counts, hot blocks first and cold ones split off (docs/speed.md).
-#      Functions stay where the linker put them: moving them needs a binary
-#      linked with -Wl,--emit-relocs, which zig (the wheels' linker) does
-#      not take, and measured no faster on the corpus.
+#   4. with --bolt: that build linked with its relocations kept, BOLT
+#      instruments it, the training runs of step 2 run again, and BOLT
+#      orders its functions and their blocks by the counts (docs/speed.md).
+#      Not for wheels: BOLT's instrumentation needs the relocations, and
+#      zig, the wheels' linker, refuses -Wl,--emit-relocs.
+# Known defect: the profile does not reach a wheel's functions. It names
+# functions by symbol, and cargo-zigbuild's build hashes symbols differently
+# from the bare `cargo build` of step 1 (docs/packaging.md has what was
+# measured and tried).
 # Two fat-LTO builds: about 20 minutes on 2 cores; step 4 adds ~5.
 set -euo pipefail
 
@@ -48,7 +50,7 @@ while (($#)); do
         --profile) profile=${2:?}; shift 2 ;;
         --bolt) bolt=1; shift ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,30s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,35s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -61,6 +63,7 @@ if [[ ! -x $profdata ]]; then
 fi
 [[ -x $profdata ]] || die "no llvm-profdata at $profdata"
 if [[ -n $bolt ]]; then
+    ((${#maturin_args[@]} == 0)) || die "--bolt builds a binary, not a wheel (step 4)"
     for candidate in "${LLVM_BOLT:-}" llvm-bolt llvm-bolt-{22,21,20,19,18,17}; do
         [[ -n $candidate ]] && llvm_bolt=$(command -v "$candidate") && break
     done
@@ -131,63 +134,10 @@ bolt_layout() {
     training_runs
     "$merge_fdata" "$counts"/run.*.fdata >"$work/merged.fdata" 2>/dev/null
     echo "build-pgo.sh: BOLT layout" >&2
-    "$llvm_bolt" "$input" -o "$output" -data="$work/merged.fdata" -relocs=0 \
-        -reorder-blocks=ext-tsp -split-functions -split-all-cold -icf=all -use-gnu-stack >/dev/null
+    "$llvm_bolt" "$input" -o "$output" -data="$work/merged.fdata" -reorder-blocks=ext-tsp \
+        -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=all \
+        -use-gnu-stack >/dev/null
 }
-
-# Where maturin writes wheels: its --out, else "wheels" in its target directory.
-maturin_out_dir() {
-    local dir="$work/use/wheels" i
-    for ((i = 0; i < ${#maturin_args[@]}; i++)); do
-        case ${maturin_args[i]} in
-            --out | -o) dir=${maturin_args[i + 1]:-$dir} ;;
-            --out=*) dir=${maturin_args[i]#--out=} ;;
-        esac
-    done
-    echo "$dir"
-}
-
-# Step 4 for a wheel: its binary taken out, laid out again, and put back
-# with its RECORD line (hash, size) rewritten; every other entry is copied
-# as it was, so the wheel keeps its name, tags and file modes.
-# maturin built it unstripped (BOLT needs the symbols); it is stripped
-# afterwards, as pyproject.toml's `strip = true` asks.
-bolt_wheel() {
-    local wheel=$1 binary="$work/precompyle.from-wheel"
-    echo "build-pgo.sh: BOLT for $wheel" >&2
-    python3 - extract "$wheel" "$binary" <<<"$wheel_edit" || die "cannot read $wheel"
-    bolt_layout "$binary" "$binary.bolt"
-    strip "$binary.bolt"
-    python3 - replace "$wheel" "$binary.bolt" <<<"$wheel_edit" || die "cannot rewrite $wheel"
-}
-wheel_edit='
-import base64, hashlib, os, sys, zipfile
-verb, wheel, binary = sys.argv[1:]
-with zipfile.ZipFile(wheel) as old:
-    infos = old.infolist()
-    [exe] = [i for i in infos if i.filename.endswith(".data/scripts/precompyle")]
-    [record] = [i for i in infos if i.filename.endswith(".dist-info/RECORD")]
-    if verb == "extract":
-        with open(binary, "wb") as out:
-            out.write(old.read(exe))
-        os.chmod(binary, 0o755)
-        sys.exit()
-    data = open(binary, "rb").read()
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    entry = f"{exe.filename},sha256={digest},{len(data)}"
-    lines = old.read(record).decode().splitlines()
-    lines = [entry if line.split(",")[0] == exe.filename else line for line in lines]
-    with zipfile.ZipFile(wheel + ".new", "w") as new:
-        for info in infos:
-            if info is exe:
-                body = data
-            elif info is record:
-                body = ("\n".join(lines) + "\n").encode()
-            else:
-                body = old.read(info)
-            new.writestr(info, body)
-os.replace(wheel + ".new", wheel)
-'
 
 if [[ -z $profile ]]; then
     instrumented_build
@@ -203,24 +153,18 @@ profile=$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")
 use="-Cprofile-use=$profile -Cllvm-args=-no-pgo-warn-mismatch"
 if ((${#maturin_args[@]})); then
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
-    stamp="$work/maturin-started"
-    touch "$stamp"
-    strip_later=()
-    [[ -z $bolt ]] || strip_later=(--strip false)
-    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" "${strip_later[@]}"
-    if [[ -n $bolt ]]; then
-        while IFS= read -r -d '' wheel; do
-            bolt_wheel "$wheel"
-        done < <(find "$(maturin_out_dir)" -maxdepth 1 -name 'precompyle-*.whl' -newer "$stamp" -print0)
-    fi
+    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}"
 else
     echo "build-pgo.sh: optimised build" >&2
+    # BOLT moves functions only in a binary that kept its relocations.
+    [[ -z $bolt ]] || use="$use -Clink-arg=-Wl,--emit-relocs"
     RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" cargo_build
+    built="$work/use/release/precompyle"
     mkdir -p "$(dirname "$out")"
     if [[ -n $bolt ]]; then
-        bolt_layout "$work/use/release/precompyle" "$out"
+        bolt_layout "$built" "$out"
     else
-        cp "$work/use/release/precompyle" "$out"
+        cp "$built" "$out"
     fi
     echo "$out"
 fi
