@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A profile-guided release build of precompyle: what the wheels ship.
+# A profile-guided release build of precompyle, as a binary or as wheels
+# (for wheels the profile does not apply yet: see the known defect below).
 #
 # Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [--bolt] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
@@ -50,7 +51,7 @@ while (($#)); do
         --profile) profile=${2:?}; shift 2 ;;
         --bolt) bolt=1; shift ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,35s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,36s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -132,7 +133,8 @@ bolt_layout() {
         --instrumentation-file="$counts/run" --instrumentation-file-append-pid >/dev/null
     instrumented="$work/precompyle.bolt-instrumented"
     training_runs
-    "$merge_fdata" "$counts"/run.*.fdata >"$work/merged.fdata" 2>/dev/null
+    "$merge_fdata" "$counts"/run.*.fdata >"$work/merged.fdata" 2>"$work/merge-fdata.log" ||
+        die "merge-fdata failed: see $work/merge-fdata.log"
     echo "build-pgo.sh: BOLT layout" >&2
     "$llvm_bolt" "$input" -o "$output" -data="$work/merged.fdata" -reorder-blocks=ext-tsp \
         -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=all \
