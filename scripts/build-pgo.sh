@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# A profile-guided release build of precompyle, as a binary or as wheels
-# (for wheels the profile does not apply yet: see the known defect below).
+# A profile-guided release build of precompyle, as a binary or as wheels.
 #
 # Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [--bolt] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
@@ -29,10 +28,11 @@
 #      orders its functions and their blocks by the counts (docs/speed.md).
 #      Not for wheels: BOLT's instrumentation needs the relocations, and
 #      zig, the wheels' linker, refuses -Wl,--emit-relocs.
-# Known defect: the profile does not reach a wheel's functions. It names
-# functions by symbol, and cargo-zigbuild's build hashes symbols differently
-# from the bare `cargo build` of step 1 (docs/packaging.md has what was
-# measured and tried).
+# The profile names functions by symbol, and a symbol's hash comes from
+# cargo's -C metadata, which depends on how cargo was run: with maturin's
+# --zig, step 1 runs cargo as cargo-zigbuild does, or the profile would
+# match nothing. Step 3 counts the functions the profile has no counts for
+# and stops if that is more than a few (docs/packaging.md).
 # Two fat-LTO builds: about 20 minutes on 2 cores; step 4 adds ~5.
 set -euo pipefail
 
@@ -51,7 +51,7 @@ while (($#)); do
         --profile) profile=${2:?}; shift 2 ;;
         --bolt) bolt=1; shift ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,36s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,37s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -73,6 +73,23 @@ if [[ -n $bolt ]]; then
     [[ -x $merge_fdata ]] || die "--bolt: no merge-fdata beside $llvm_bolt"
 fi
 
+# maturin --zig builds through cargo-zigbuild, which gives cargo an explicit
+# --target and, with cargo's unstable target-applies-to-host set to false,
+# builds build scripts and proc-macros without the target's settings. Both
+# change every crate's -C metadata, hence every symbol; the instrumented
+# build must be run the same way (its linker may differ: it is not hashed).
+zig=
+for ((i = 0; i < ${#maturin_args[@]}; i++)); do
+    case "${maturin_args[i]}" in
+        --zig) zig=1 ;;
+        --target) target_arg=${maturin_args[i + 1]:-} ;;
+        --target=*) target_arg=${maturin_args[i]#--target=} ;;
+    esac
+done
+if [[ -n ${target_arg:-} && $target_arg != "$host" ]]; then
+    die "the training runs need a binary this machine runs: --target $target_arg is not $host"
+fi
+
 cargo_build() {
     cargo build --release --locked --ignore-rust-version --bin precompyle "$@"
 }
@@ -83,8 +100,18 @@ instrumented_build() {
     rm -rf "$profiles"
     mkdir -p "$profiles"
     echo "build-pgo.sh: instrumented build" >&2
-    RUSTFLAGS="-Cprofile-generate=$profiles" CARGO_TARGET_DIR="$work/generate" cargo_build
-    instrumented="$work/generate/release/precompyle"
+    local dir="$work/generate" args=() env=()
+    if [[ -n $zig || -n ${target_arg:-} ]]; then
+        dir="$work/generate-$host${zig:+-zig}"
+        args=(--target "$host")
+    fi
+    if [[ -n $zig ]]; then
+        env=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
+            CARGO_UNSTABLE_TARGET_APPLIES_TO_HOST=true CARGO_TARGET_APPLIES_TO_HOST=false)
+    fi
+    env "${env[@]}" RUSTFLAGS="-Cprofile-generate=$profiles" CARGO_TARGET_DIR="$dir" \
+        cargo build --release --locked --ignore-rust-version --bin precompyle "${args[@]}"
+    instrumented="$dir/${args[1]:+${args[1]}/}release/precompyle"
 }
 
 # 2. Training runs of $instrumented, on a copy so the source tree is never
@@ -150,17 +177,29 @@ fi
 [[ -f $profile ]] || die "no such profile: $profile"
 profile=$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")
 
-# 3. Optimised with the profile. A function the profile does not cover is
-# built as usual; say nothing about it.
-use="-Cprofile-use=$profile -Cllvm-args=-no-pgo-warn-mismatch"
+# 3. Optimised with the profile. LLVM warns for each function of precompyle's
+# own crates (cargo shows no dependency's warnings) that the profile has no
+# counts for: none when the symbols match, thousands when they do not, which
+# would otherwise go unnoticed (a mismatch of a function's control flow is
+# left quiet: it is a function the profile covers, at another version).
+use="-Cprofile-use=$profile -Cllvm-args=-no-pgo-warn-mismatch -Cllvm-args=-pgo-warn-missing-function"
+check_profile_reached() {
+    local missing
+    missing=$(grep -c 'no profile data available for function' "$1" || true)
+    echo "build-pgo.sh: functions of precompyle the profile has no counts for: $missing" >&2
+    ((missing <= 100)) || die "the profile does not match this build's symbols ($1)"
+}
+log="$work/use.log"
 if ((${#maturin_args[@]})); then
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
-    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}"
+    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" 2>&1 | tee "$log"
+    check_profile_reached "$log"
 else
     echo "build-pgo.sh: optimised build" >&2
     # BOLT moves functions only in a binary that kept its relocations.
     [[ -z $bolt ]] || use="$use -Clink-arg=-Wl,--emit-relocs"
-    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" cargo_build
+    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" cargo_build 2>&1 | tee "$log"
+    check_profile_reached "$log"
     built="$work/use/release/precompyle"
     mkdir -p "$(dirname "$out")"
     if [[ -n $bolt ]]; then
