@@ -4,8 +4,7 @@
 # Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [--bolt] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
 #   --bolt      then lay the binary's code out again by where it runs (step 4;
-#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22; not
-#               for wheels: see step 4)
+#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22)
 #   --profile   use this merged profile (e.g. target/pgo/merged.profdata of an
 #               earlier run) instead of steps 1 and 2
 #   --training  the tree the instrumented binary compiles (default: a copy of
@@ -26,14 +25,17 @@
 #   4. with --bolt: that build linked with its relocations kept, BOLT
 #      instruments it, the training runs of step 2 run again, and BOLT
 #      orders its functions and their blocks by the counts (docs/speed.md).
-#      Not for wheels: BOLT's instrumentation needs the relocations, and
-#      zig, the wheels' linker, refuses -Wl,--emit-relocs.
+#      A wheel's binary has no relocations (zig, its linker, refuses
+#      -Wl,--emit-relocs): a twin linked with them is trained instead, and
+#      only the blocks inside each function of the wheel's binary are
+#      reordered; the binary is then stripped and put back in the wheel.
 # The profile names functions by symbol, and a symbol's hash comes from
 # cargo's -C metadata, which depends on how cargo was run: with maturin's
 # --zig, step 1 runs cargo as cargo-zigbuild does, or the profile would
 # match nothing. Step 3 counts the functions the profile has no counts for
 # and stops if that is more than a few (docs/packaging.md).
-# Two fat-LTO builds: about 20 minutes on 2 cores; step 4 adds ~5.
+# Two fat-LTO builds: about 20 minutes on 2 cores; step 4 adds ~5 (~15
+# for wheels: the twin is a third build).
 set -euo pipefail
 
 die() { echo "build-pgo.sh: $*" >&2; exit 2; }
@@ -51,7 +53,7 @@ while (($#)); do
         --profile) profile=${2:?}; shift 2 ;;
         --bolt) bolt=1; shift ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,37s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,38s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -64,7 +66,6 @@ if [[ ! -x $profdata ]]; then
 fi
 [[ -x $profdata ]] || die "no llvm-profdata at $profdata"
 if [[ -n $bolt ]]; then
-    ((${#maturin_args[@]} == 0)) || die "--bolt builds a binary, not a wheel (step 4)"
     for candidate in "${LLVM_BOLT:-}" llvm-bolt llvm-bolt-{22,21,20,19,18,17}; do
         [[ -n $candidate ]] && llvm_bolt=$(command -v "$candidate") && break
     done
@@ -90,8 +91,28 @@ if [[ -n ${target_arg:-} && $target_arg != "$host" ]]; then
     die "the training runs need a binary this machine runs: --target $target_arg is not $host"
 fi
 
-cargo_build() {
-    cargo build --release --locked --ignore-rust-version --bin precompyle "$@"
+# cargo build as the final build runs it (as cargo-zigbuild does under
+# maturin --zig), so that both name every symbol alike.
+# Usage: cargo_build_like_final RUSTFLAGS TARGET_DIR
+cargo_build_like_final() {
+    local args=() env=()
+    if [[ -n $zig || -n ${target_arg:-} ]]; then
+        args=(--target "$host")
+    fi
+    if [[ -n $zig ]]; then
+        env=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
+            CARGO_UNSTABLE_TARGET_APPLIES_TO_HOST=true CARGO_TARGET_APPLIES_TO_HOST=false)
+    fi
+    env "${env[@]}" RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" \
+        cargo build --release --locked --ignore-rust-version --bin precompyle "${args[@]}"
+}
+# Where that build of TARGET_DIR put the binary.
+binary_like_final() {
+    if [[ -n $zig || -n ${target_arg:-} ]]; then
+        echo "$1/$host/release/precompyle"
+    else
+        echo "$1/release/precompyle"
+    fi
 }
 
 # 1. Instrumented.
@@ -100,18 +121,10 @@ instrumented_build() {
     rm -rf "$profiles"
     mkdir -p "$profiles"
     echo "build-pgo.sh: instrumented build" >&2
-    local dir="$work/generate" args=() env=()
-    if [[ -n $zig || -n ${target_arg:-} ]]; then
-        dir="$work/generate-$host${zig:+-zig}"
-        args=(--target "$host")
-    fi
-    if [[ -n $zig ]]; then
-        env=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
-            CARGO_UNSTABLE_TARGET_APPLIES_TO_HOST=true CARGO_TARGET_APPLIES_TO_HOST=false)
-    fi
-    env "${env[@]}" RUSTFLAGS="-Cprofile-generate=$profiles" CARGO_TARGET_DIR="$dir" \
-        cargo build --release --locked --ignore-rust-version --bin precompyle "${args[@]}"
-    instrumented="$dir/${args[1]:+${args[1]}/}release/precompyle"
+    local dir="$work/generate"
+    [[ -z $zig && -z ${target_arg:-} ]] || dir="$work/generate-$host${zig:+-zig}"
+    cargo_build_like_final "-Cprofile-generate=$profiles" "$dir"
+    instrumented=$(binary_like_final "$dir")
 }
 
 # 2. Training runs of $instrumented, on a copy so the source tree is never
@@ -149,23 +162,73 @@ training_runs() {
     rm -rf "$prefix" "$prefix-hash" "$prefix-cpython"
 }
 
-# 4. BOLT: instrument the optimised binary, train it the same way, and
-# write it again with its hot code together (fewer instruction-cache misses).
-bolt_layout() {
-    local input=$1 output=$2 counts="$work/bolt-counts"
+# 4. BOLT: instrument the optimised binary (linked with its relocations),
+# train it the same way, and keep the merged counts in $work/merged.fdata.
+bolt_profile() {
+    local counts="$work/bolt-counts"
     rm -rf "$counts"
     mkdir -p "$counts"
     echo "build-pgo.sh: BOLT-instrumented binary" >&2
-    "$llvm_bolt" "$input" -o "$work/precompyle.bolt-instrumented" -instrument \
+    "$llvm_bolt" "$1" -o "$work/precompyle.bolt-instrumented" -instrument \
         --instrumentation-file="$counts/run" --instrumentation-file-append-pid >/dev/null
     instrumented="$work/precompyle.bolt-instrumented"
     training_runs
     "$merge_fdata" "$counts"/run.*.fdata >"$work/merged.fdata" 2>"$work/merge-fdata.log" ||
         die "merge-fdata failed: see $work/merge-fdata.log"
-    echo "build-pgo.sh: BOLT layout" >&2
+}
+
+# Write binary $1 again as $2 with its hot code together (fewer
+# instruction-cache misses), from those counts; further llvm-bolt options
+# follow. Prints BOLT's account of how much of the binary the counts cover.
+bolt_write() {
+    local input=$1 output=$2
+    shift 2
+    echo "build-pgo.sh: BOLT layout of $input" >&2
     "$llvm_bolt" "$input" -o "$output" -data="$work/merged.fdata" -reorder-blocks=ext-tsp \
-        -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=all \
-        -use-gnu-stack >/dev/null
+        -split-functions -split-all-cold -split-eh -use-gnu-stack "$@" >"$work/bolt.log" 2>&1 ||
+        die "llvm-bolt failed: see $work/bolt.log"
+    grep -E 'functions in the binary .* have non-empty execution profile|stale' "$work/bolt.log" >&2 || true
+}
+
+# A wheel's binary keeps no relocations (zig refuses --emit-relocs), so it
+# cannot be instrumented, and BOLT can only reorder the blocks inside each
+# function (-relocs=0). The counts come from a twin: the same build linked
+# by the system's linker with relocations, whose functions have the same
+# names and code. The wheel's binary, built unstripped, is laid out, then
+# stripped and put back into the wheel with its RECORD line renewed.
+bolt_wheel() {
+    local wheel=$1 member
+    member=$(python3 -c 'import sys, zipfile
+names = [n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.endswith(".data/scripts/precompyle")]
+print(*names)' "$wheel")
+    [[ $member == *.data/scripts/precompyle ]] || die "no single precompyle binary in $wheel"
+    rm -rf "$work/wheel-binary"
+    mkdir -p "$work/wheel-binary"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+        "$wheel" "$member" "$work/wheel-binary"
+    bolt_write "$work/wheel-binary/$member" "$work/wheel-binary/laid-out" -relocs=0
+    strip "$work/wheel-binary/laid-out"
+    python3 - "$wheel" "$member" "$work/wheel-binary/laid-out" <<'PY'
+import base64, hashlib, os, sys, zipfile
+
+wheel, member, replacement = sys.argv[1:]
+data = open(replacement, "rb").read()
+digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+partial = wheel + ".partial"
+with zipfile.ZipFile(wheel) as old, zipfile.ZipFile(partial, "w") as new:
+    for info in old.infolist():
+        body = old.read(info)
+        if info.filename == member:
+            body = data
+        elif info.filename.endswith(".dist-info/RECORD"):
+            lines = body.decode().splitlines()
+            lines = [f"{member},sha256={digest},{len(data)}" if line.startswith(member + ",") else line
+                     for line in lines]
+            body = ("\n".join(lines) + "\n").encode()
+        new.writestr(info, body)
+os.replace(partial, wheel)
+PY
+    echo "build-pgo.sh: laid out by BOLT: $wheel" >&2
 }
 
 if [[ -z $profile ]]; then
@@ -191,19 +254,33 @@ check_profile_reached() {
 }
 log="$work/use.log"
 if ((${#maturin_args[@]})); then
+    if [[ -n $bolt ]]; then
+        echo "build-pgo.sh: optimised twin of the wheel's binary, with relocations" >&2
+        cargo_build_like_final "$use -Clink-arg=-Wl,--emit-relocs" "$work/use-twin" 2>&1 | tee "$log"
+        check_profile_reached "$log"
+        bolt_profile "$(binary_like_final "$work/use-twin")"
+        # maturin strips with `cargo rustc -- -C strip=symbols`; RUSTFLAGS come after.
+        use="$use -Cstrip=none"
+    fi
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
     RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" 2>&1 | tee "$log"
     check_profile_reached "$log"
+    if [[ -n $bolt ]]; then
+        mapfile -t wheels < <(sed -n 's/^.*Built wheel to \(.*\.whl\)$/\1/p' "$log")
+        ((${#wheels[@]})) || die "maturin named no wheel it built ($log)"
+        for wheel in "${wheels[@]}"; do bolt_wheel "$wheel"; done
+    fi
 else
     echo "build-pgo.sh: optimised build" >&2
     # BOLT moves functions only in a binary that kept its relocations.
     [[ -z $bolt ]] || use="$use -Clink-arg=-Wl,--emit-relocs"
-    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" cargo_build 2>&1 | tee "$log"
+    cargo_build_like_final "$use" "$work/use" 2>&1 | tee "$log"
     check_profile_reached "$log"
-    built="$work/use/release/precompyle"
+    built=$(binary_like_final "$work/use")
     mkdir -p "$(dirname "$out")"
     if [[ -n $bolt ]]; then
-        bolt_layout "$built" "$out"
+        bolt_profile "$built"
+        bolt_write "$built" "$out" -reorder-functions=cdsort -icf=all
     else
         cp "$built" "$out"
     fi
