@@ -4,16 +4,17 @@
 # Usage: scripts/build-pgo.sh [--out PATH] [--training DIR] [--profile FILE] [--bolt] [-- MATURIN-ARGS...]
 #   --out       where the binary goes (default target/pgo/precompyle)
 #   --bolt      then lay the binary's code out again by where it runs (step 4;
-#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22)
+#               needs llvm-bolt and merge-fdata, e.g. Debian's bolt-22; for
+#               wheels also python3 and strip)
 #   --profile   use this merged profile (e.g. target/pgo/merged.profdata of an
 #               earlier run) instead of steps 1 and 2
 #   --training  the tree the instrumented binary compiles (default: a copy of
-#               python3's stdlib + site-packages, made under target/pgo)
+#               python3's stdlib, made under target/pgo)
 #   -- ARGS     instead of a bare cargo build, run `maturin build ARGS` with the
 #               profile (e.g. -- --release --zig --compatibility manylinux2014
 #               --ignore-rust-version --locked --out dist); --out is then unused
 #
-# Three steps, each in its own target directory under target/pgo so the plain
+# Four steps, each in its own target directory under target/pgo so the plain
 # release build's cache is untouched:
 #   1. build the release binary instrumented (-Cprofile-generate);
 #   2. run it the ways users do: native compiles for 3.12, 3.13 and 3.14 in
@@ -26,14 +27,15 @@
 #      instruments it, the training runs of step 2 run again, and BOLT
 #      orders its functions and their blocks by the counts (docs/speed.md).
 #      A wheel's binary has no relocations (zig, its linker, refuses
-#      -Wl,--emit-relocs): a twin linked with them is trained instead, and
-#      only the blocks inside each function of the wheel's binary are
-#      reordered; the binary is then stripped and put back in the wheel.
+#      -Wl,--emit-relocs): a twin built the same way but linked with them
+#      is trained instead, and only the blocks inside each function of the
+#      wheel's binary are reordered; the binary is then stripped and put
+#      back in the wheel.
 # The profile names functions by symbol, and a symbol's hash comes from
 # cargo's -C metadata, which depends on how cargo was run: with maturin's
 # --zig, step 1 runs cargo as cargo-zigbuild does, or the profile would
 # match nothing. Step 3 counts the functions the profile has no counts for
-# and stops if that is more than a few (docs/packaging.md).
+# and stops above 100 (docs/packaging.md).
 # Two fat-LTO builds: about 20 minutes on 2 cores; step 4 adds ~5 (~15
 # for wheels: the twin is a third build).
 set -euo pipefail
@@ -53,7 +55,7 @@ while (($#)); do
         --profile) profile=${2:?}; shift 2 ;;
         --bolt) bolt=1; shift ;;
         --) shift; maturin_args=("$@"); break ;;
-        -h | --help) sed -n '2,38s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,40s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -72,6 +74,10 @@ if [[ -n $bolt ]]; then
     [[ -n ${llvm_bolt:-} ]] || die "--bolt: no llvm-bolt on PATH (Debian: apt-get install bolt-22)"
     merge_fdata="$(dirname "$(readlink -f "$llvm_bolt")")/merge-fdata"
     [[ -x $merge_fdata ]] || die "--bolt: no merge-fdata beside $llvm_bolt"
+    if ((${#maturin_args[@]})); then
+        command -v python3 >/dev/null && command -v strip >/dev/null ||
+            die "--bolt for wheels: python3 and strip are needed"
+    fi
 fi
 
 # maturin --zig builds through cargo-zigbuild, which gives cargo an explicit
@@ -93,14 +99,14 @@ fi
 
 # cargo build as the final build runs it (as cargo-zigbuild does under
 # maturin --zig), so that both name every symbol alike.
-# Usage: cargo_build_like_final RUSTFLAGS TARGET_DIR
+# Usage: cargo_build_like_final RUSTFLAGS TARGET_DIR [VAR=VALUE...]
 cargo_build_like_final() {
-    local args=() env=()
+    local args=() env=("${@:3}")
     if [[ -n $zig || -n ${target_arg:-} ]]; then
         args=(--target "$host")
     fi
     if [[ -n $zig ]]; then
-        env=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
+        env+=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
             CARGO_UNSTABLE_TARGET_APPLIES_TO_HOST=true CARGO_TARGET_APPLIES_TO_HOST=false)
     fi
     env "${env[@]}" RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" \
@@ -192,16 +198,26 @@ bolt_write() {
 
 # A wheel's binary keeps no relocations (zig refuses --emit-relocs), so it
 # cannot be instrumented, and BOLT can only reorder the blocks inside each
-# function (-relocs=0). The counts come from a twin: the same build linked
-# by the system's linker with relocations, whose functions have the same
-# names and code. The wheel's binary, built unstripped, is laid out, then
-# stripped and put back into the wheel with its RECORD line renewed.
+# function (-relocs=0). The counts come from a twin: the same cargo build
+# with the same C compiler (mimalloc is C: cargo-zigbuild compiles it with
+# zig's clang), linked by rustc's default linker with relocations, so its
+# functions have the wheel's names and code. The wheel's binary, built
+# unstripped, is laid out, then stripped and put back into the wheel with
+# its RECORD line renewed.
+#
+# The C compiler a wheel's build used, as VAR=VALUE for the twin's build
+# (nothing when it used the default one): cc-rs logs it in build outputs.
+wheel_c_compiler() {
+    local var="CC_${host//-/_}" dir
+    dir=$(dirname "$(binary_like_final "$work/use")")
+    sed -n "s/^$var = Some(\(.*\))\$/$var=\1/p" "$dir"/build/*/output | sort -u | head -n 1
+}
 bolt_wheel() {
     local wheel=$1 member
     member=$(python3 -c 'import sys, zipfile
 names = [n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.endswith(".data/scripts/precompyle")]
-print(*names)' "$wheel")
-    [[ $member == *.data/scripts/precompyle ]] || die "no single precompyle binary in $wheel"
+print(names[0] if len(names) == 1 else "")' "$wheel")
+    [[ -n $member ]] || die "no single precompyle binary in $wheel"
     rm -rf "$work/wheel-binary"
     mkdir -p "$work/wheel-binary"
     python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
@@ -222,9 +238,11 @@ with zipfile.ZipFile(wheel) as old, zipfile.ZipFile(partial, "w") as new:
             body = data
         elif info.filename.endswith(".dist-info/RECORD"):
             lines = body.decode().splitlines()
-            lines = [f"{member},sha256={digest},{len(data)}" if line.startswith(member + ",") else line
-                     for line in lines]
-            body = ("\n".join(lines) + "\n").encode()
+            renewed = [f"{member},sha256={digest},{len(data)}" if line.startswith(member + ",") else line
+                       for line in lines]
+            if sum(a != b for a, b in zip(lines, renewed)) != 1:
+                sys.exit(f"{info.filename}: not one line for {member}")
+            body = ("\n".join(renewed) + "\n").encode()
         new.writestr(info, body)
 os.replace(partial, wheel)
 PY
@@ -246,36 +264,45 @@ profile=$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")
 # would otherwise go unnoticed (a mismatch of a function's control flow is
 # left quiet: it is a function the profile covers, at another version).
 use="-Cprofile-use=$profile -Cllvm-args=-no-pgo-warn-mismatch -Cllvm-args=-pgo-warn-missing-function"
+# Usage: check_profile_reached LOG TARGET_DIR. The dep-info of the newest
+# precompyle built there names the profile only if rustc was given it.
 check_profile_reached() {
-    local missing
+    local missing deps
     missing=$(grep -c 'no profile data available for function' "$1" || true)
     echo "build-pgo.sh: functions of precompyle the profile has no counts for: $missing" >&2
     ((missing <= 100)) || die "the profile does not match this build's symbols ($1)"
+    deps=$(dirname "$(binary_like_final "$2")")/deps
+    # shellcheck disable=SC2012 # names are cargo's: precompyle-HASH.d
+    grep -qF "$profile" "$(ls -t "$deps"/precompyle-*.d | head -n 1)" ||
+        die "the profile never reached rustc (RUSTFLAGS overridden?): see $deps"
 }
 log="$work/use.log"
 if ((${#maturin_args[@]})); then
-    if [[ -n $bolt ]]; then
-        echo "build-pgo.sh: optimised twin of the wheel's binary, with relocations" >&2
-        cargo_build_like_final "$use -Clink-arg=-Wl,--emit-relocs" "$work/use-twin" 2>&1 | tee "$log"
-        check_profile_reached "$log"
-        bolt_profile "$(binary_like_final "$work/use-twin")"
-        # maturin strips with `cargo rustc -- -C strip=symbols`; RUSTFLAGS come after.
-        use="$use -Cstrip=none"
-    fi
+    # maturin strips with `cargo rustc -- -C strip=symbols`; RUSTFLAGS come after.
+    [[ -z $bolt ]] || use="$use -Cstrip=none"
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
     RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" 2>&1 | tee "$log"
-    check_profile_reached "$log"
+    mapfile -t wheels < <(sed -n 's/^.*Built wheel to \(.*\.whl\)$/\1/p' "$log")
+    ((${#wheels[@]})) || die "maturin named no wheel it built ($log)"
+    # Until checked (and laid out), these wheels are not what was asked for.
+    trap 'rm -f "${wheels[@]}"' EXIT
+    check_profile_reached "$log" "$work/use"
     if [[ -n $bolt ]]; then
-        mapfile -t wheels < <(sed -n 's/^.*Built wheel to \(.*\.whl\)$/\1/p' "$log")
-        ((${#wheels[@]})) || die "maturin named no wheel it built ($log)"
+        echo "build-pgo.sh: optimised twin of the wheel's binary, with relocations" >&2
+        mapfile -t c_compiler < <(wheel_c_compiler)
+        cargo_build_like_final "${use% -Cstrip=none} -Clink-arg=-Wl,--emit-relocs" "$work/use-twin" \
+            "${c_compiler[@]}" 2>&1 | tee "$work/use-twin.log"
+        check_profile_reached "$work/use-twin.log" "$work/use-twin"
+        bolt_profile "$(binary_like_final "$work/use-twin")"
         for wheel in "${wheels[@]}"; do bolt_wheel "$wheel"; done
     fi
+    trap - EXIT
 else
     echo "build-pgo.sh: optimised build" >&2
     # BOLT moves functions only in a binary that kept its relocations.
     [[ -z $bolt ]] || use="$use -Clink-arg=-Wl,--emit-relocs"
     cargo_build_like_final "$use" "$work/use" 2>&1 | tee "$log"
-    check_profile_reached "$log"
+    check_profile_reached "$log" "$work/use"
     built=$(binary_like_final "$work/use")
     mkdir -p "$(dirname "$out")"
     if [[ -n $bolt ]]; then
