@@ -85,14 +85,23 @@ fi
 # builds build scripts and proc-macros without the target's settings. Both
 # change every crate's -C metadata, hence every symbol; the instrumented
 # build must be run the same way (its linker may differ: it is not hashed).
+# Options that change what cargo builds are not carried over to those
+# builds, so the profile would not match: refused before an hour of builds.
 zig=
+release=
 for ((i = 0; i < ${#maturin_args[@]}; i++)); do
     case "${maturin_args[i]}" in
         --zig) zig=1 ;;
+        -r | --release) release=1 ;;
         --target) target_arg=${maturin_args[i + 1]:-} ;;
         --target=*) target_arg=${maturin_args[i]#--target=} ;;
+        -F | --features* | --all-features | --no-default-features | --profile* | -m | --manifest-path*)
+            die "maturin's ${maturin_args[i]} is not carried over to the instrumented build" ;;
     esac
 done
+if ((${#maturin_args[@]})) && [[ -z $release ]]; then
+    die "maturin args need --release: the profile comes from a release build"
+fi
 if [[ -n ${target_arg:-} && $target_arg != "$host" ]]; then
     die "the training runs need a binary this machine runs: --target $target_arg is not $host"
 fi
@@ -147,6 +156,7 @@ training_runs() {
         training="$work/training"
         if [[ ! -d $training ]]; then
             echo "build-pgo.sh: copying $stdlib to $training" >&2
+            rm -rf "$training.partial"
             cp -a "$stdlib" "$training.partial"
             find "$training.partial" -name __pycache__ -type d -prune -exec rm -rf {} +
             mv "$training.partial" "$training"
