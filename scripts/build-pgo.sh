@@ -105,29 +105,26 @@ fi
 if [[ -n ${target_arg:-} && $target_arg != "$host" ]]; then
     die "the training runs need a binary this machine runs: --target $target_arg is not $host"
 fi
+# With an explicit --target, cargo puts its output under the triple.
+target_flags=()
+release_dir=release
+if [[ -n $zig || -n ${target_arg:-} ]]; then
+    target_flags=(--target "$host")
+    release_dir="$host/release"
+fi
 
 # cargo build as the final build runs it (as cargo-zigbuild does under
 # maturin --zig), so that both name every symbol alike.
-# Usage: cargo_build_like_final RUSTFLAGS TARGET_DIR [VAR=VALUE...]
+# Usage: cargo_build_like_final RUSTFLAGS TARGET_DIR [VAR=VALUE...]; the
+# binary is then TARGET_DIR/$release_dir/precompyle.
 cargo_build_like_final() {
-    local args=() env=("${@:3}")
-    if [[ -n $zig || -n ${target_arg:-} ]]; then
-        args=(--target "$host")
-    fi
+    local env=("${@:3}")
     if [[ -n $zig ]]; then
         env+=(__CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
             CARGO_UNSTABLE_TARGET_APPLIES_TO_HOST=true CARGO_TARGET_APPLIES_TO_HOST=false)
     fi
     env "${env[@]}" RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" \
-        cargo build --release --locked --ignore-rust-version --bin precompyle "${args[@]}"
-}
-# Where that build of TARGET_DIR put the binary.
-binary_like_final() {
-    if [[ -n $zig || -n ${target_arg:-} ]]; then
-        echo "$1/$host/release/precompyle"
-    else
-        echo "$1/release/precompyle"
-    fi
+        cargo build --release --locked --ignore-rust-version --bin precompyle "${target_flags[@]}"
 }
 
 # 1. Instrumented.
@@ -139,7 +136,7 @@ instrumented_build() {
     local dir="$work/generate"
     [[ -z $zig && -z ${target_arg:-} ]] || dir="$work/generate-$host${zig:+-zig}"
     cargo_build_like_final "-Cprofile-generate=$profiles" "$dir"
-    instrumented=$(binary_like_final "$dir")
+    instrumented="$dir/$release_dir/precompyle"
 }
 
 # 2. Training runs of $instrumented, on a copy so the source tree is never
@@ -218,9 +215,9 @@ bolt_write() {
 # The C compiler a wheel's build used, as VAR=VALUE for the twin's build
 # (nothing when it used the default one): cc-rs logs it in build outputs.
 wheel_c_compiler() {
-    local var="CC_${host//-/_}" dir
-    dir=$(dirname "$(binary_like_final "$work/use")")
-    sed -n "s/^$var = Some(\(.*\))\$/$var=\1/p" "$dir"/build/*/output | sort -u | head -n 1
+    local var="CC_${host//-/_}"
+    sed -n "s/^$var = Some(\(.*\))\$/$var=\1/p" "$work/use/$release_dir"/build/*/output |
+        sort -u | head -n 1
 }
 bolt_wheel() {
     local wheel=$1 member
@@ -281,7 +278,7 @@ check_profile_reached() {
     missing=$(grep -c 'no profile data available for function' "$1" || true)
     echo "build-pgo.sh: functions of precompyle the profile has no counts for: $missing" >&2
     ((missing <= 100)) || die "the profile does not match this build's symbols ($1)"
-    deps=$(dirname "$(binary_like_final "$2")")/deps
+    deps="$2/$release_dir/deps"
     # shellcheck disable=SC2012 # names are cargo's: precompyle-HASH.d
     grep -qF "$profile" "$(ls -t "$deps"/precompyle-*.d | head -n 1)" ||
         die "the profile never reached rustc (RUSTFLAGS overridden?): see $deps"
@@ -289,9 +286,11 @@ check_profile_reached() {
 log="$work/use.log"
 if ((${#maturin_args[@]})); then
     # maturin strips with `cargo rustc -- -C strip=symbols`; RUSTFLAGS come after.
-    [[ -z $bolt ]] || use="$use -Cstrip=none"
+    wheel_flags=$use
+    [[ -z $bolt ]] || wheel_flags="$use -Cstrip=none"
     echo "build-pgo.sh: maturin build ${maturin_args[*]}" >&2
-    RUSTFLAGS="$use" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" 2>&1 | tee "$log"
+    RUSTFLAGS="$wheel_flags" CARGO_TARGET_DIR="$work/use" maturin build "${maturin_args[@]}" 2>&1 |
+        tee "$log"
     mapfile -t wheels < <(sed -n 's/^.*Built wheel to \(.*\.whl\)$/\1/p' "$log")
     ((${#wheels[@]})) || die "maturin named no wheel it built ($log)"
     # Until checked (and laid out), these wheels are not what was asked for.
@@ -300,10 +299,10 @@ if ((${#maturin_args[@]})); then
     if [[ -n $bolt ]]; then
         echo "build-pgo.sh: optimised twin of the wheel's binary, with relocations" >&2
         mapfile -t c_compiler < <(wheel_c_compiler)
-        cargo_build_like_final "${use% -Cstrip=none} -Clink-arg=-Wl,--emit-relocs" "$work/use-twin" \
+        cargo_build_like_final "$use -Clink-arg=-Wl,--emit-relocs" "$work/use-twin" \
             "${c_compiler[@]}" 2>&1 | tee "$work/use-twin.log"
         check_profile_reached "$work/use-twin.log" "$work/use-twin"
-        bolt_profile "$(binary_like_final "$work/use-twin")"
+        bolt_profile "$work/use-twin/$release_dir/precompyle"
         for wheel in "${wheels[@]}"; do bolt_wheel "$wheel"; done
     fi
     trap - EXIT
@@ -313,7 +312,7 @@ else
     [[ -z $bolt ]] || use="$use -Clink-arg=-Wl,--emit-relocs"
     cargo_build_like_final "$use" "$work/use" 2>&1 | tee "$log"
     check_profile_reached "$log" "$work/use"
-    built=$(binary_like_final "$work/use")
+    built="$work/use/$release_dir/precompyle"
     mkdir -p "$(dirname "$out")"
     if [[ -n $bolt ]]; then
         bolt_profile "$built"
