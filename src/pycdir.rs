@@ -15,8 +15,10 @@
 //! A directory that did not exist when first looked up, or that this run
 //! created, holds no pyc this run did not write: its pycs are missing
 //! without asking the kernel file by file. A directory that exists is swept
-//! of the temp files of killed runs when first opened: one `getdents64` on
-//! the handle, so even an all-fresh run leaves none behind.
+//! of the temp files of killed runs the first time a pyc in it is about to
+//! be compiled: `pyc`'s writes leave a temp only beside a pyc that is
+//! missing or stale, so the next run to reach that source compiles it and
+//! sweeps first, and an all-fresh run reads no directory listing.
 //!
 //! Each thread keeps the directory it used last, so the files it takes in
 //! a row from one directory ask no lock; a thread that finds another
@@ -79,6 +81,8 @@ struct Record {
     handle: Option<Arc<OwnedFd>>,
     /// Looked up at least once.
     seen: bool,
+    /// Swept of killed runs' temp files (or known to need no sweep).
+    swept: bool,
     /// Holds no pyc this run did not write (missing when first looked up,
     /// or created by this run).
     empty: bool,
@@ -187,8 +191,8 @@ impl PycDirs {
             Ok(r) => r,
             // Another thread is opening it (the engine's threads take the
             // files of a directory side by side): an own handle costs less
-            // than sleeping until that one is ready. Only the record's
-            // handle sweeps; a missing directory is the record's to note.
+            // than sleeping until that one is ready. A missing directory is
+            // the record's to note.
             Err(TryLockError::WouldBlock) => match pyc::open_dir(dir) {
                 Ok(handle) => return Lookup::Open(Arc::new(handle)),
                 Err(_) => lock(record),
@@ -205,9 +209,6 @@ impl PycDirs {
         r.seen = true;
         match pyc::open_dir(dir) {
             Ok(handle) => {
-                // Temp files of killed runs go the first time a run passes
-                // by, whether or not it writes here.
-                pyc::sweep_stale_temps_at(handle.as_fd());
                 let handle = Arc::new(handle);
                 r.handle = Some(handle.clone());
                 Lookup::Open(handle)
@@ -218,6 +219,25 @@ impl PycDirs {
             }
             Err(_) => Lookup::Unknown,
         }
+    }
+
+    /// `lookup` of a directory a pyc is about to be compiled for. The first
+    /// time, one that existed is swept of the temp files of killed runs:
+    /// such a temp lies beside a pyc that is missing or stale, so a run that
+    /// reaches its source comes here (even if the compile then fails).
+    pub fn lookup_to_compile(&self, dir: &Path) -> Lookup {
+        let found = self.lookup(dir);
+        if let Lookup::Open(handle) = &found {
+            let (record, _) = self.record(non_empty(dir));
+            let mut r = lock(&record);
+            if !r.swept {
+                // Any handle of the directory will do: the flag sees that
+                // no handle is listed twice.
+                pyc::sweep_stale_temps_at(handle.as_fd());
+                r.swept = true;
+            }
+        }
+        found
     }
 
     /// The directory of `pyc` (the pyc path for `source`, both as the run
@@ -263,10 +283,11 @@ impl PycDirs {
                 (Arc::new(open_or_fail_as_write(dir, pyc)?), false, true)
             }
         };
-        if !created && !r.seen {
+        if !created && !r.swept {
             pyc::sweep_stale_temps_at(handle.as_fd());
         }
         r.seen = true;
+        r.swept = true;
         if unchecked && !self.handle_inside(&handle, &[], &root, pyc, source) {
             let escape = Escape {
                 pyc: pyc.to_owned(),

@@ -641,6 +641,101 @@ fn write_atomic_replaces_pyc_with_a_new_inode_and_leaves_no_temp() {
     assert_eq!(dir_entries(dir.path()), ["dupe.pyc", "m.cpython-311.pyc"]);
 }
 
+/// One way of replacing a pyc, given the round's number.
+type Replace<'a> = Box<dyn Fn(usize) + 'a>;
+
+/// Replaces `cfile` (in `dir`) `rounds` times by
+/// `replace` while another thread lists `dir` as fast as it can; returns
+/// the listings taken and, of those, the ones that showed a temp file
+/// beside `cfile` and the ones that showed no `cfile`.
+fn replace_while_listing(
+    dir: &Path,
+    cfile: &Path,
+    rounds: usize,
+    mut replace: impl FnMut(usize),
+) -> (usize, usize, usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, dir) = (stop.clone(), dir.to_owned());
+        let name = cfile.file_name().unwrap().to_string_lossy().into_owned();
+        std::thread::spawn(move || {
+            let (mut listings, mut beside, mut missing) = (0, 0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                // One getdents64 for a directory this small: a snapshot
+                // taken under the directory's lock.
+                let names = dir_entries(&dir);
+                listings += 1;
+                let temp = names.iter().any(|n| n.starts_with(&format!("{name}.")));
+                let there = names.contains(&name);
+                beside += usize::from(temp && there);
+                missing += usize::from(!there);
+            }
+            (listings, beside, missing)
+        })
+    };
+    for round in 0..rounds {
+        replace(round);
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap()
+}
+
+/// A pyc that may be fresh (a forced run did not ask) is replaced with no
+/// temp name ever beside it, by the unnamed file, the named fallback and a
+/// `--hardlink-dupes` link alike: a kill at any point leaves it, or leaves
+/// it missing, never a temp next to a fresh pyc that no later run would
+/// sweep. A stale one is replaced by rename: never missing.
+#[test]
+fn a_pyc_that_may_be_fresh_never_has_a_temp_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfile = dir.path().join("m.cpython-312.pyc");
+    let dupe = dir.path().join("m.cpython-312.opt-1.pyc");
+    let handle = open_dir(dir.path()).unwrap();
+    let fd = std::os::fd::AsFd::as_fd(&handle);
+    let body = |round: usize| format!("body {round}").into_bytes();
+    write_at(fd, &cfile, &[0; 16], b"first", None, Prior::Missing).unwrap();
+    write_at(fd, &dupe, &[0; 16], b"first", None, Prior::Missing).unwrap();
+    let name = CString::new("m.cpython-312.pyc").unwrap();
+    let cases: [(&str, &Path, Replace<'_>); 3] = [
+        (
+            "unnamed",
+            &cfile,
+            Box::new(|r| write_at(fd, &cfile, &[0; 16], &body(r), None, Prior::MaybeFresh).unwrap()),
+        ),
+        (
+            "named",
+            &cfile,
+            Box::new(|r| write_named(fd, &cfile, &name, &[0; 16], &body(r), 0o644, Prior::MaybeFresh).unwrap()),
+        ),
+        (
+            "link",
+            &dupe,
+            Box::new(|_| link_at(fd, &cfile, &dupe, Prior::MaybeFresh).unwrap()),
+        ),
+    ];
+    for (what, target, replace) in cases {
+        let (listings, beside, _) = replace_while_listing(dir.path(), target, 3_000, replace);
+        assert!(listings > 100, "{what}: the directory was listed only {listings} times");
+        assert_eq!(
+            beside, 0,
+            "{what}: a temp file beside the pyc in {beside} of {listings} listings"
+        );
+    }
+    let (listings, _, missing) = replace_while_listing(dir.path(), &cfile, 3_000, |r| {
+        write_at(fd, &cfile, &[0; 16], &body(r), None, Prior::Stale).unwrap()
+    });
+    assert_eq!(
+        missing, 0,
+        "stale: the pyc was missing in {missing} of {listings} listings"
+    );
+    assert_eq!(std::fs::read(&cfile).unwrap(), [&[0; 16][..], b"body 2999"].concat());
+    assert_eq!(
+        dir_entries(dir.path()),
+        ["m.cpython-312.opt-1.pyc", "m.cpython-312.pyc"]
+    );
+}
+
 const PY_WRITE_ATOMIC: &str = r#"
 import sys
 from importlib._bootstrap_external import _write_atomic

@@ -6,6 +6,7 @@
 //! Both use the native backend (no interpreter start, so many runs fit in
 //! a test), whose pycs the target interpreter judges where it is installed.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -16,7 +17,12 @@ use crate::support::{self, precompyle, pyenv, scratch, temp_files, verify_pycs};
 
 /// A package of `files` small modules at `<dir>/tree/pkg`.
 fn package(dir: &Path, files: usize) -> PathBuf {
-    let pkg = dir.join("tree/pkg");
+    package_at(&dir.join("tree/pkg"), files)
+}
+
+/// A package of `files` small modules at `pkg`.
+fn package_at(pkg: &Path, files: usize) -> PathBuf {
+    let pkg = pkg.to_owned();
     std::fs::create_dir_all(&pkg).unwrap();
     for i in 0..files {
         let body: String = (0..40)
@@ -136,15 +142,33 @@ fn a_directory_swapped_for_a_symlink_mid_run_never_redirects_a_write() {
     );
 }
 
-/// Runs killed at random points (cold and forced, alternately) leave no
-/// temp file behind once one more run has passed, even though that run
-/// finds every pyc fresh; every pyc there is one CPython accepts.
+/// Whether `dir`'s file system takes `O_TMPFILE` (then only a kill while
+/// a stale pyc is replaced can leave a temp file).
+fn has_o_tmpfile(dir: &Path) -> bool {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; the descriptor is closed at once.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a descriptor this function owns.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// Runs killed at random points leave no temp file behind once one more
+/// run has passed, although that run finds most pycs fresh and reads no
+/// listing of a directory whose pycs are all fresh. Kills rotate over cold
+/// runs, forced runs (every pyc may be fresh: never a temp beside one) and
+/// runs that find every pyc stale (a temp may stay beside a stale pyc,
+/// which the next run compiles); every pyc left is one CPython accepts.
 #[test]
 fn random_kills_leave_no_temp_file_after_one_more_run() {
     let started = Instant::now();
     let dir = scratch();
-    let pkg = package(dir.path(), 400);
     let tree = dir.path().join("tree");
+    let packages: Vec<PathBuf> = (0..8).map(|p| package_at(&tree.join(format!("p{p}")), 50)).collect();
+    let unnamed_files = has_o_tmpfile(&packages[0]);
     let kills: usize = std::env::var("PRECOMPYLE_FAULT_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -158,26 +182,47 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| started.elapsed().as_nanos() as u64 | 1);
     let first_seed = seed;
-    let (mut landed, mut temps_seen) = (0, 0);
+    let (mut landed, mut beside_stale) = (0, 0);
     for round in 0..kills * 4 {
         if landed == kills {
             break;
         }
-        let forced = round % 2 == 1;
-        if !forced {
-            let _ = std::fs::remove_dir_all(pkg.join("__pycache__"));
-        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = window.mul_f64((seed % 1000) as f64 / 1000.0);
-        let child = native(if forced { &["-f"] } else { &[] }, &tree).spawn().unwrap();
+        // Which package loses its pycs before a cold run.
+        let cold = &packages[(seed >> 32) as usize % packages.len()];
+        // Timestamp pycs are stale for a checked-hash run and the other way
+        // round; the final run writes timestamp pycs.
+        let mode = if round % 6 < 3 { "checked-hash" } else { "timestamp" };
+        // A cold run is given only the package it finds without pycs.
+        let (kind, args, path): (&str, Vec<&str>, &Path) = match round % 3 {
+            0 => {
+                let _ = std::fs::remove_dir_all(cold.join("__pycache__"));
+                ("cold", vec![], cold)
+            }
+            1 => ("forced", vec!["-f"], &tree),
+            _ => ("stale", vec!["--invalidation-mode", mode], &tree),
+        };
+        let before: HashSet<PathBuf> = temp_files(&tree).into_iter().collect();
+        // The window is a whole tree's run; a cold run has one package.
+        let share = if kind == "cold" { packages.len() as f64 } else { 1.0 };
+        let delay = window.mul_f64((seed % 1000) as f64 / 1000.0 / share);
+        let child = native(&args, path).spawn().unwrap();
         if support::kill_after(child, delay) {
             landed += 1;
-        } else {
+        } else if kind != "cold" {
             window = window * 3 / 4;
         }
-        temps_seen += temp_files(&tree).len();
+        let new: Vec<PathBuf> = temp_files(&tree).into_iter().filter(|t| !before.contains(t)).collect();
+        if kind == "stale" {
+            beside_stale += new.len();
+        } else if unnamed_files {
+            assert!(
+                new.is_empty(),
+                "seed {first_seed}, round {round}: a killed {kind} run left temp files: {new:?}"
+            );
+        }
     }
     assert!(landed >= kills / 2, "seed {first_seed}: only {landed} kills landed");
     let out = native(&[], &tree).output().unwrap();
@@ -193,8 +238,37 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
         None => 0,
     };
     eprintln!(
-        "REPORT native kills: seed {first_seed}, {landed} of {kills} kills landed, {temps_seen} temp files seen \
-         right after the kills (summed over rounds), 0 after one more run, {checked} pycs accepted by 3.12; {:?}",
+        "REPORT native kills: seed {first_seed}, {landed} of {kills} kills landed (cold, forced, stale in turn), \
+         {beside_stale} temp files seen right after stale kills (summed over rounds), 0 after one more run, \
+         {checked} pycs accepted by 3.12; O_TMPFILE: {unnamed_files}; {:?}",
         started.elapsed()
     );
+}
+
+/// What a killed run's temp file is left beside is a pyc that is missing
+/// or stale: the next run that reaches that source sweeps the directory
+/// before compiling it, even when the compile then fails.
+#[test]
+fn a_dead_writers_temp_goes_with_the_next_compile_in_its_directory() {
+    let dir = scratch();
+    let tree = dir.path().join("tree");
+    let stale = package_at(&tree.join("stale"), 2);
+    let broken = package_at(&tree.join("broken"), 1);
+    let out = native(&[], &tree).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let temp = |pkg: &Path, module: &str| pkg.join(format!("__pycache__/{module}.cpython-312.pyc.{dead:07}p0000001"));
+    // m0's source changes (its pyc is now stale); m1's pyc stays fresh.
+    std::fs::write(stale.join("m0.py"), "x = 1\n").unwrap();
+    std::fs::write(temp(&stale, "m0"), b"partial").unwrap();
+    // A source that no longer compiles, its pyc gone.
+    std::fs::write(broken.join("m0.py"), "def (\n").unwrap();
+    std::fs::remove_file(broken.join("__pycache__/m0.cpython-312.pyc")).unwrap();
+    std::fs::write(temp(&broken, "m0"), b"partial").unwrap();
+    let out = native(&[], &tree).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("broken/m0.py"), "{out:?}");
+    assert_eq!(temp_files(&tree), Vec::<PathBuf>::new());
 }
