@@ -297,17 +297,11 @@ impl Cache {
         let dir = self.fanout_dir(entries, key, true)?;
         let (head, body) = bytes.split_at(16);
         let head: &[u8; 16] = head.try_into().expect("split at 16");
-        pyc::write_at(
-            dir,
-            &entries.join(entry_name(key)),
-            head,
-            body,
-            Some(0o644),
-            pyc::Prior::Missing,
-        )
-        .map_err(|error| match error.errno() {
-            Some(errno) => io::Error::from_raw_os_error(errno),
-            None => io::Error::other(error.to_string()),
+        pyc::write_at(dir, &entries.join(entry_name(key)), head, body, Some(0o644), true).map_err(|error| {
+            match error.errno() {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::other(error.to_string()),
+            }
         })
     }
 

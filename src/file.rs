@@ -19,8 +19,8 @@ use crate::cache::Cache;
 use crate::destination::Destinations;
 use crate::dfile::Dfile;
 use crate::layout::Layout;
-use crate::pyc::{self, InvalidationMode, Prior, Staleness, Stamp};
-use crate::pycdir::{DirError, Lookup, PycDirs, Writable};
+use crate::pyc::{self, InvalidationMode, Staleness, Stamp};
+use crate::pycdir::{DirError, Lookup, PycDirs};
 use crate::pyrepr::os_error_text;
 use crate::report::{ErrorKind, FileReport, FileResult};
 use crate::settings::{Settings, lexical_absolute, resolve_in_root};
@@ -213,9 +213,8 @@ impl FileDecider {
     fn build(&self, plan: Plan<'_>, read: &SourceOnce<'_>) -> FileResult {
         let s = self.settings;
         let mut source: Option<(&[u8], Stamp)> = None;
-        // What is known of each pyc, which decides how one there is
-        // replaced (a forced run does not ask: any may be fresh).
-        let mut prior = vec![Prior::MaybeFresh; plan.pycs.len()];
+        // Which pycs are known not to exist (so nothing needs replacing).
+        let mut missing = vec![false; plan.pycs.len()];
         if !s.force || s.check {
             let stamp = match self.stamp_before_compiling(&plan, read, &mut source) {
                 Ok(stamp) => stamp,
@@ -223,13 +222,9 @@ impl FileDecider {
             };
             let expected = pyc::header(self.target.magic, s.mode, stamp);
             let mut stale = Vec::new();
-            for ((_, pyc), prior) in plan.pycs.iter().zip(&mut prior) {
+            for ((_, pyc), missing) in plan.pycs.iter().zip(&mut missing) {
                 if let Err(why) = self.check_fresh(pyc, &expected) {
-                    *prior = if why == Staleness::Missing {
-                        Prior::Missing
-                    } else {
-                        Prior::Stale
-                    };
+                    *missing = why == Staleness::Missing;
                     stale.push((pyc.clone(), why));
                 }
             }
@@ -240,7 +235,7 @@ impl FileDecider {
                 return FileResult::Stale(stale);
             }
         }
-        match self.compile_and_write(&plan, read, source, &prior) {
+        match self.compile_and_write(&plan, read, source, &missing) {
             Ok(()) => FileResult::Compiled,
             Err(failure) => failure,
         }
@@ -302,7 +297,7 @@ impl FileDecider {
         plan: &Plan<'_>,
         read: &SourceOnce<'_>,
         source: Option<(&[u8], Stamp)>,
-        prior: &[Prior],
+        missing: &[bool],
     ) -> Result<(), FileResult> {
         let s = self.settings;
         let (source, stamp) = match source {
@@ -312,7 +307,7 @@ impl FileDecider {
         let header = pyc::header(self.target.magic, s.mode, stamp);
         let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
         let mut previous: Option<(&Path, Vec<u8>)> = None;
-        for ((level, pyc_path), &prior) in plan.pycs.iter().zip(prior) {
+        for ((level, pyc_path), &missing) in plan.pycs.iter().zip(missing) {
             self.check_destination(pyc_path)?;
             let body = self.compile(CompileJob {
                 source,
@@ -327,7 +322,7 @@ impl FileDecider {
                 Some((prev_path, prev_body))
                     if s.hardlink_dupes && *prev_body == body && *prev_path != pyc_path.as_path() =>
                 {
-                    pyc::link_at(dir.handle.as_fd(), prev_path, pyc_path, prior_in(&dir, prior))
+                    pyc::link_at(dir.handle.as_fd(), prev_path, pyc_path, missing || dir.empty)
                 }
                 _ => pyc::write_at(
                     dir.handle.as_fd(),
@@ -335,7 +330,7 @@ impl FileDecider {
                     &header,
                     &body,
                     Some(plan.meta.mode()),
-                    prior_in(&dir, prior),
+                    missing || dir.empty,
                 ),
             };
             written.map_err(|e| write_failed(&e))?;
@@ -464,12 +459,6 @@ pub fn compile_failed(f: CompileFailure) -> FileResult {
 /// The timestamp stamp of a source with this stat.
 pub fn timestamp_of(meta: &std::fs::Metadata) -> Stamp {
     pyc::timestamp_stamp(meta.mtime(), meta.mtime_nsec(), meta.size())
-}
-
-/// What is known of a pyc about to be written: in a directory that holds
-/// only what the run wrote, it is missing.
-fn prior_in(dir: &Writable, prior: Prior) -> Prior {
-    if dir.empty { Prior::Missing } else { prior }
 }
 
 /// A pyc's directory as written (`.` for a bare name).

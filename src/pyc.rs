@@ -206,12 +206,12 @@ mod write;
 
 pub use makedirs::create_dirs;
 
-pub use write::{
-    Prior, WriteError, check_destination, check_destination_at, link_at, open_at, open_dir, open_dir_at,
-    sweep_stale_temps, sweep_stale_temps_at, temp_path, write_at, write_atomic,
-};
 #[cfg(test)]
 use write::{TempKind, temp_name, temp_writer, write_named};
+pub use write::{
+    WriteError, check_destination, check_destination_at, link_at, open_at, open_dir, open_dir_at, sweep_stale_temps,
+    sweep_stale_temps_at, temp_path, write_at, write_atomic,
+};
 
 #[cfg(test)]
 mod properties;

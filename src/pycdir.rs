@@ -16,9 +16,9 @@
 //! created, holds no pyc this run did not write: its pycs are missing
 //! without asking the kernel file by file. A directory that exists is swept
 //! of the temp files of killed runs the first time a pyc in it is about to
-//! be compiled: `pyc`'s writes leave a temp only beside a pyc that is
-//! missing or stale, so the next run to reach that source compiles it and
-//! sweeps first, and an all-fresh run reads no directory listing.
+//! be compiled: `pyc`'s writes leave a temp only without `O_TMPFILE`, and
+//! then only beside a missing pyc, so the next run to reach that source
+//! compiles it and sweeps first; an all-fresh run reads no listing.
 //!
 //! Each thread keeps the directory it used last, so the files it takes in
 //! a row from one directory ask no lock; a thread that finds another
@@ -223,8 +223,8 @@ impl PycDirs {
 
     /// `lookup` of a directory a pyc is about to be compiled for. The first
     /// time, one that existed is swept of the temp files of killed runs:
-    /// such a temp lies beside a pyc that is missing or stale, so a run that
-    /// reaches its source comes here (even if the compile then fails).
+    /// such a temp lies beside a missing pyc, so a run that reaches its
+    /// source comes here (even if the compile then fails).
     pub fn lookup_to_compile(&self, dir: &Path) -> Lookup {
         let found = self.lookup(dir);
         if let Lookup::Open(handle) = &found {

@@ -644,92 +644,99 @@ fn write_atomic_replaces_pyc_with_a_new_inode_and_leaves_no_temp() {
 /// One way of replacing a pyc, given the round's number.
 type Replace<'a> = Box<dyn Fn(usize) + 'a>;
 
-/// Replaces `cfile` (in `dir`) `rounds` times by
-/// `replace` while another thread lists `dir` as fast as it can; returns
-/// the listings taken and, of those, the ones that showed a temp file
-/// beside `cfile` and the ones that showed no `cfile`.
-fn replace_while_listing(
-    dir: &Path,
-    cfile: &Path,
-    rounds: usize,
-    mut replace: impl FnMut(usize),
-) -> (usize, usize, usize) {
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// What another thread saw listing a directory while a pyc in it was
+/// replaced again and again.
+#[derive(Default)]
+struct Seen {
+    listings: usize,
+    /// Listings with a temp file of the pyc in them.
+    temp: usize,
+    /// Of those, the ones where the pyc was there too.
+    temp_beside: usize,
+}
+
+/// Replaces `cfile` (in `dir`) by `replace` `rounds` times, and on until
+/// another thread has listed `dir` at least 1,000 times meanwhile.
+fn replace_while_listing(dir: &Path, cfile: &Path, rounds: usize, replace: &dyn Fn(usize)) -> Seen {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let listed = std::sync::Arc::new(AtomicUsize::new(0));
     let watcher = {
-        let (stop, dir) = (stop.clone(), dir.to_owned());
+        let (stop, listed, dir) = (stop.clone(), listed.clone(), dir.to_owned());
         let name = cfile.file_name().unwrap().to_string_lossy().into_owned();
         std::thread::spawn(move || {
-            let (mut listings, mut beside, mut missing) = (0, 0, 0);
+            let mut seen = Seen::default();
             while !stop.load(Ordering::Relaxed) {
                 // One getdents64 for a directory this small: a snapshot
                 // taken under the directory's lock.
                 let names = dir_entries(&dir);
-                listings += 1;
                 let temp = names.iter().any(|n| n.starts_with(&format!("{name}.")));
-                let there = names.contains(&name);
-                beside += usize::from(temp && there);
-                missing += usize::from(!there);
+                seen.listings += 1;
+                seen.temp += usize::from(temp);
+                seen.temp_beside += usize::from(temp && names.contains(&name));
+                listed.store(seen.listings, Ordering::Relaxed);
             }
-            (listings, beside, missing)
+            seen
         })
     };
-    for round in 0..rounds {
+    let mut round = 0;
+    while round < rounds || listed.load(Ordering::Relaxed) < 1_000 {
         replace(round);
+        round += 1;
     }
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap()
 }
 
-/// A pyc that may be fresh (a forced run did not ask) is replaced with no
-/// temp name ever beside it, by the unnamed file, the named fallback and a
-/// `--hardlink-dupes` link alike: a kill at any point leaves it, or leaves
-/// it missing, never a temp next to a fresh pyc that no later run would
-/// sweep. A stale one is replaced by rename: never missing.
+/// Replacing a pyc never shows a temp file beside it: with `O_TMPFILE`
+/// none at all (the unnamed file is linked after the old pyc is removed;
+/// `--hardlink-dupes` links after removing too), and the named fallback's
+/// temp only while the pyc is missing. So a kill at any point leaves no temp
+/// next to a pyc that later runs would find fresh and never sweep.
 #[test]
-fn a_pyc_that_may_be_fresh_never_has_a_temp_beside_it() {
+fn a_replaced_pyc_never_has_a_temp_file_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfile = dir.path().join("m.cpython-312.pyc");
     let dupe = dir.path().join("m.cpython-312.opt-1.pyc");
     let handle = open_dir(dir.path()).unwrap();
     let fd = std::os::fd::AsFd::as_fd(&handle);
     let body = |round: usize| format!("body {round}").into_bytes();
-    write_at(fd, &cfile, &[0; 16], b"first", None, Prior::Missing).unwrap();
-    write_at(fd, &dupe, &[0; 16], b"first", None, Prior::Missing).unwrap();
+    write_at(fd, &cfile, &[0; 16], b"first", None, true).unwrap();
+    write_at(fd, &dupe, &[0; 16], b"first", None, true).unwrap();
     let name = CString::new("m.cpython-312.pyc").unwrap();
     let cases: [(&str, &Path, Replace<'_>); 3] = [
         (
             "unnamed",
             &cfile,
-            Box::new(|r| write_at(fd, &cfile, &[0; 16], &body(r), None, Prior::MaybeFresh).unwrap()),
+            Box::new(|r| write_at(fd, &cfile, &[0; 16], &body(r), None, false).unwrap()),
         ),
         (
             "named",
             &cfile,
-            Box::new(|r| write_named(fd, &cfile, &name, &[0; 16], &body(r), 0o644, Prior::MaybeFresh).unwrap()),
+            Box::new(|r| write_named(fd, &cfile, &name, &[0; 16], &body(r), 0o644, false).unwrap()),
         ),
-        (
-            "link",
-            &dupe,
-            Box::new(|_| link_at(fd, &cfile, &dupe, Prior::MaybeFresh).unwrap()),
-        ),
+        ("link", &dupe, Box::new(|_| link_at(fd, &cfile, &dupe, false).unwrap())),
     ];
     for (what, target, replace) in cases {
-        let (listings, beside, _) = replace_while_listing(dir.path(), target, 3_000, replace);
-        assert!(listings > 100, "{what}: the directory was listed only {listings} times");
+        let seen = replace_while_listing(dir.path(), target, 3_000, &*replace);
         assert_eq!(
-            beside, 0,
-            "{what}: a temp file beside the pyc in {beside} of {listings} listings"
+            seen.temp_beside, 0,
+            "{what}: a temp beside the pyc in {} of {} listings",
+            seen.temp_beside, seen.listings
         );
+        if what != "named" {
+            assert_eq!(
+                seen.temp, 0,
+                "{what}: a temp file in {} of {} listings",
+                seen.temp, seen.listings
+            );
+        }
     }
-    let (listings, _, missing) = replace_while_listing(dir.path(), &cfile, 3_000, |r| {
-        write_at(fd, &cfile, &[0; 16], &body(r), None, Prior::Stale).unwrap()
-    });
+    assert_eq!(std::fs::read(&dupe).unwrap(), std::fs::read(&cfile).unwrap());
     assert_eq!(
-        missing, 0,
-        "stale: the pyc was missing in {missing} of {listings} listings"
+        std::fs::metadata(&dupe).unwrap().ino(),
+        std::fs::metadata(&cfile).unwrap().ino()
     );
-    assert_eq!(std::fs::read(&cfile).unwrap(), [&[0; 16][..], b"body 2999"].concat());
     assert_eq!(
         dir_entries(dir.path()),
         ["m.cpython-312.opt-1.pyc", "m.cpython-312.pyc"]

@@ -2,19 +2,16 @@
 //! written into is the one that was checked, and so that nothing is ever
 //! half-written or left behind.
 //!
-//! A pyc is written into an unnamed file (`O_TMPFILE`) that is linked into
-//! place only when complete, so a run killed at any point leaves no temp
-//! file. How a pyc that is there already is replaced depends on what the
-//! run knows of it (`Prior`): one found stale is replaced by linking the
-//! complete file under a temp name and renaming that over it, so it is never
-//! missing; one that may be fresh (a forced run) is removed first and the
-//! complete file linked in its place. So a temp of ours (a kill between link
-//! and rename, or the named fallback below) only ever lies beside a pyc
-//! that is missing or stale, which the next run compiles, sweeping that
-//! directory first (`sweep_stale_temps_at`, called by `pycdir`); an
-//! all-fresh run need not look. Where the kernel or the file system has no
-//! `O_TMPFILE`, a named temp file is written instead, as CPython's
-//! `_write_atomic` does.
+//! A pyc is written into an unnamed file (`O_TMPFILE`) and linked into
+//! place only when complete; a pyc that is there already is removed just
+//! before (Linux cannot link an unnamed file over a name). A run killed at
+//! any point leaves the old pyc, no pyc, or the new one, and never a temp
+//! file, so an all-fresh run need not look for any. Where the kernel or the
+//! file system has no `O_TMPFILE`, a named temp file is written and renamed,
+//! as CPython's `_write_atomic` does, after removing the pyc there: a temp
+//! of ours then lies only beside a missing pyc, which the next run to reach
+//! its source compiles, sweeping that directory first
+//! (`sweep_stale_temps_at`, called by `pycdir`).
 //!
 //! Error texts are Python's for the same failure, and name the temp path
 //! that `_write_atomic` would have used.
@@ -108,40 +105,24 @@ fn destination_verdict(cfile: &Path, symlink: bool, regular: bool) -> Result<(),
     }
 }
 
-/// What a write knows of the pyc it puts in place, which decides how one
-/// that is there is replaced (see the module comment).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Prior {
-    /// Known not to exist: the complete file is linked in place directly (if
-    /// another writer put one there meanwhile, it is replaced as `MaybeFresh`).
-    Missing,
-    /// There and stale: a temp name is renamed over it, so it is never
-    /// missing; a kill between leaves the temp beside a stale pyc.
-    Stale,
-    /// There, or not, and possibly fresh (a forced run did not ask): removed,
-    /// then the complete file linked in its place; a kill between leaves it
-    /// missing, never a temp beside a fresh pyc that no later run compiles.
-    MaybeFresh,
-}
-
 /// Write `header + body` to `cfile` atomically (see the module comment),
 /// with mode `(source_mode | 0o200) & 0o666` (0o666 if unknown; the kernel
-/// applies the umask), replacing a pyc that is there by rename, as
-/// `_write_atomic` does. Parent directories must exist.
+/// applies the umask). Parent directories must exist.
 pub fn write_atomic(cfile: &Path, header: &[u8; 16], body: &[u8], source_mode: Option<u32>) -> Result<(), WriteError> {
     let dir = open_parent(cfile)?;
-    write_at(dir.as_fd(), cfile, header, body, source_mode, Prior::Stale)
+    write_at(dir.as_fd(), cfile, header, body, source_mode, false)
 }
 
-/// `write_atomic` into the open directory `dir`, which is `cfile`'s parent;
-/// `prior` is what is known of the pyc there.
+/// `write_atomic` into the open directory `dir`, which is `cfile`'s parent.
+/// `missing`: the pyc is known not to exist, so there is nothing to remove
+/// (if it turns out to exist after all, it is replaced).
 pub fn write_at(
     dir: BorrowedFd<'_>,
     cfile: &Path,
     header: &[u8; 16],
     body: &[u8],
     source_mode: Option<u32>,
-    prior: Prior,
+    missing: bool,
 ) -> Result<(), WriteError> {
     // importlib's _calc_mode adds owner-write; _write_atomic masks with 0o666.
     let mode = source_mode.map_or(0o666, |m| (m | 0o200) & 0o666);
@@ -157,47 +138,35 @@ pub fn write_at(
                 source,
             });
         }
-        None => return write_named(dir, cfile, &name, header, body, mode, prior),
+        None => return write_named(dir, cfile, &name, header, body, mode, missing),
     };
     write_all(&unnamed, header, body).map_err(|source| WriteError::Write {
         path: temp_name(cfile, TempKind::Write),
         source,
     })?;
-    if prior != Prior::Stale {
-        let remove = prior == Prior::MaybeFresh;
-        match link_in_place(dir, cfile, &name, remove, TempKind::Write, |name| {
-            link_unnamed(&unnamed, dir, name)
-        })? {
-            None => {
-                return close(unnamed).map_err(|source| {
-                    // The pyc is in place but may not hold what was written.
-                    unlink_at(dir, &name);
-                    WriteError::Write {
-                        path: cfile.to_owned(),
-                        source,
-                    }
-                });
-            }
-            Some(_) => {
-                // No way to link an unnamed file here after all: write it
-                // out (the pyc is missing by now if it had to be removed).
-                drop(unnamed);
-                return write_named(dir, cfile, &name, header, body, mode, prior);
-            }
+    let linked = link_in_place(dir, cfile, &name, !missing, TempKind::Write, |name| {
+        link_unnamed(&unnamed, dir, name)
+    })?;
+    if linked.is_some() {
+        // No way to link an unnamed file here after all: write it out (the
+        // pyc is gone by now if there was one).
+        drop(unnamed);
+        return write_named(dir, cfile, &name, header, body, mode, true);
+    }
+    close(unnamed).map_err(|source| {
+        // The pyc is in place but may not hold what was written.
+        unlink_at(dir, &name);
+        WriteError::Write {
+            path: cfile.to_owned(),
+            source,
         }
-    }
-    let (tmp, tmp_name) = create_temp_name(cfile, TempKind::Write, |tmp_name| link_unnamed(&unnamed, dir, tmp_name))?;
-    if let Err(source) = close(unnamed) {
-        unlink_at(dir, &tmp_name);
-        return Err(WriteError::Write { path: tmp, source });
-    }
-    rename_into_place(dir, &tmp, &tmp_name, cfile, &name)
+    })
 }
 
 /// Give a complete file the name `name` with `link`, which fails with EEXIST
 /// where the name is taken: after removing the pyc there when `remove`, and
-/// whenever another writer has put one there in between. `Some(error)`:
-/// `link` failed otherwise, nothing was linked.
+/// again whenever another writer has put one there in between.
+/// `Some(error)`: `link` failed otherwise, nothing was linked.
 fn link_in_place(
     dir: BorrowedFd<'_>,
     cfile: &Path,
@@ -225,17 +194,25 @@ fn link_in_place(
 
 /// Remove the pyc `name` before a complete file takes its place. A failure
 /// is reported as `_write_atomic` would report the step that fails the same
-/// way for it: creating its temp file in a directory not writable, else
-/// the `os.replace` onto the pyc (a directory there, a sticky directory).
+/// way for it: creating its temp file (a directory not writable, a name too
+/// long), else the `os.replace` onto the pyc (a directory there, a sticky
+/// directory).
 fn remove_pyc(dir: BorrowedFd<'_>, cfile: &Path, name: &CStr, kind: TempKind) -> Result<(), WriteError> {
     // SAFETY: a valid fd and C string.
     match checked(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }) {
         Ok(()) => Ok(()),
         Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(source) if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => Err(WriteError::Io {
-            path: temp_name(cfile, kind),
-            source,
-        }),
+        Err(source)
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES | libc::EROFS | libc::ENAMETOOLONG)
+            ) =>
+        {
+            Err(WriteError::Io {
+                path: temp_name(cfile, kind),
+                source,
+            })
+        }
         Err(source) => Err(WriteError::Rename {
             from: temp_name(cfile, kind),
             to: cfile.to_owned(),
@@ -246,8 +223,9 @@ fn remove_pyc(dir: BorrowedFd<'_>, cfile: &Path, name: &CStr, kind: TempKind) ->
 
 /// The fallback without `O_TMPFILE`: a named temp file created with
 /// O_CREAT|O_EXCL (which never follows a symlink planted at that name),
-/// written, closed, renamed. A pyc that may be fresh is removed before the
-/// temp name exists, so the temp never lies beside it.
+/// written, closed, renamed. The pyc there is removed before the temp name
+/// exists, so the temp never lies beside a pyc (the price: a write that
+/// then fails leaves no pyc, where `_write_atomic` keeps the old one).
 pub(super) fn write_named(
     dir: BorrowedFd<'_>,
     cfile: &Path,
@@ -255,9 +233,9 @@ pub(super) fn write_named(
     header: &[u8; 16],
     body: &[u8],
     mode: u32,
-    prior: Prior,
+    missing: bool,
 ) -> Result<(), WriteError> {
-    if prior == Prior::MaybeFresh {
+    if !missing {
         remove_pyc(dir, cfile, name, TempKind::Write)?;
     }
     let mut file = None;
@@ -495,11 +473,10 @@ pub fn open_dir_at(parent: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> i
 }
 
 /// `--hardlink-dupes`: make `cfile` a hard link to `existing` (the previous
-/// optimization level's identical pyc, in the same directory `dir`). A
-/// stale `cfile` is replaced by linking a temp name and renaming it over
-/// `cfile`, so it is never missing; otherwise `cfile` is linked directly,
-/// after removing one that may be fresh (as compileall's unlink-then-link).
-pub fn link_at(dir: BorrowedFd<'_>, existing: &Path, cfile: &Path, prior: Prior) -> Result<(), WriteError> {
+/// optimization level's identical pyc, in the same directory `dir`), after
+/// removing a `cfile` that is there unless it is known `missing`, as
+/// compileall unlinks it first.
+pub fn link_at(dir: BorrowedFd<'_>, existing: &Path, cfile: &Path, missing: bool) -> Result<(), WriteError> {
     let name = file_name(cfile).map_err(|source| WriteError::Io {
         path: temp_name(cfile, TempKind::Link),
         source,
@@ -511,17 +488,13 @@ pub fn link_at(dir: BorrowedFd<'_>, existing: &Path, cfile: &Path, prior: Prior)
     // SAFETY: valid fd and C strings; no flags: `from` is a regular file.
     let link =
         |to: &CStr| checked(unsafe { libc::linkat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr(), 0) });
-    if prior != Prior::Stale {
-        return match link_in_place(dir, cfile, &name, prior == Prior::MaybeFresh, TempKind::Link, link)? {
-            None => Ok(()),
-            Some(source) => Err(WriteError::Io {
-                path: temp_name(cfile, TempKind::Link),
-                source,
-            }),
-        };
+    match link_in_place(dir, cfile, &name, !missing, TempKind::Link, link)? {
+        None => Ok(()),
+        Some(source) => Err(WriteError::Io {
+            path: temp_name(cfile, TempKind::Link),
+            source,
+        }),
     }
-    let (tmp, tmp_name) = create_temp_name(cfile, TempKind::Link, link)?;
-    rename_into_place(dir, &tmp, &tmp_name, cfile, &name)
 }
 
 /// This process's id, asked once (temp names carry it).

@@ -7,12 +7,7 @@ fn dirs(cwd: &Path, prefix: Option<&[u8]>) -> PycDirs {
 }
 
 fn write(dir: &Writable, pyc: &Path, body: &[u8]) {
-    let prior = if dir.empty {
-        pyc::Prior::Missing
-    } else {
-        pyc::Prior::MaybeFresh
-    };
-    pyc::write_at(dir.handle.as_fd(), pyc, &[0; 16], body, None, prior).unwrap();
+    pyc::write_at(dir.handle.as_fd(), pyc, &[0; 16], body, None, dir.empty).unwrap();
 }
 
 #[test]

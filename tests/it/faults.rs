@@ -1,6 +1,6 @@
 //! Fault tests: precompyle must never leave a partial or wrong pyc. It writes
-//! a temp file in the destination directory and renames it, so whatever
-//! happens to it (SIGKILL at any point, a worker killed from outside, another
+//! an unnamed file in the destination directory and links it into place
+//! when complete, so whatever happens to it (SIGKILL at any point, a worker killed from outside, another
 //! run writing the same tree, an importer reading while it writes) every
 //! `.pyc` that exists must be one CPython's import system accepts.
 //!
