@@ -241,12 +241,19 @@ impl FileDecider {
         }
     }
 
-    /// `pyc::check_fresh`, through the handle of the pyc's directory.
+    /// `pyc::check_fresh`, by path or through the handle of the pyc's
+    /// directory where one is open.
     fn check_fresh(&self, pyc: &Path, expected: &[u8; 16]) -> Result<(), Staleness> {
         match self.dirs.lookup(parent_of(pyc)) {
             Lookup::Empty => Err(Staleness::Missing),
             Lookup::Open(dir) => pyc::check_fresh_at(dir.as_fd(), pyc.file_name().unwrap_or_default(), expected),
-            Lookup::Unknown => pyc::check_fresh(pyc, expected),
+            Lookup::ByPath => {
+                let verdict = pyc::check_fresh(pyc, expected);
+                if verdict == Err(Staleness::Missing) {
+                    self.dirs.missing(parent_of(pyc));
+                }
+                verdict
+            }
         }
     }
 
@@ -258,7 +265,7 @@ impl FileDecider {
         let checked = match self.dirs.lookup_to_compile(parent_of(pyc)) {
             Lookup::Empty => Ok(()),
             Lookup::Open(dir) => pyc::check_destination_at(dir.as_fd(), pyc),
-            Lookup::Unknown => pyc::check_destination(pyc),
+            Lookup::ByPath => pyc::check_destination(pyc),
         };
         checked.map_err(|e| failed(ErrorKind::Destination, e.to_string(), true))
     }

@@ -17,6 +17,9 @@ fn a_missing_directory_is_created_once_and_its_pycs_are_missing() {
     std::fs::create_dir(&src).unwrap();
     let d = dirs(tmp.path(), None);
     let cache = src.join("__pycache__");
+    // Read by path until a pyc there is missing, which asks for the directory.
+    assert!(matches!(d.lookup(&cache), Lookup::ByPath));
+    d.missing(&cache);
     assert!(matches!(d.lookup(&cache), Lookup::Empty));
     let pyc = cache.join("m.cpython-312.pyc");
     let w = d.writable(&pyc, &src.join("m.py")).unwrap();
@@ -27,13 +30,17 @@ fn a_missing_directory_is_created_once_and_its_pycs_are_missing() {
     assert!(matches!(d.lookup(&cache), Lookup::Empty));
 }
 
+/// Pycs are read by path until the directory is opened for a compile (or
+/// a missing pyc), then through that handle.
 #[test]
-fn an_existing_directory_is_read_through_its_handle() {
+fn an_existing_directory_is_read_through_its_handle_once_open() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("__pycache__");
     std::fs::create_dir(&cache).unwrap();
     std::fs::write(cache.join("m.cpython-312.pyc"), [7u8; 20]).unwrap();
     let d = dirs(tmp.path(), None);
+    assert!(matches!(d.lookup(&cache), Lookup::ByPath));
+    d.missing(&cache);
     let Lookup::Open(handle) = d.lookup(&cache) else {
         panic!("an existing directory opens")
     };
@@ -114,11 +121,13 @@ fn a_later_run_on_the_same_thread_looks_again() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("__pycache__");
     let first = dirs(tmp.path(), None);
+    first.missing(&cache);
     assert!(matches!(first.lookup(&cache), Lookup::Empty));
     std::fs::create_dir(&cache).unwrap();
     std::fs::write(cache.join("m.cpython-312.pyc"), [7u8; 20]).unwrap();
     // The first run still knows the directory as missing when it started.
     assert!(matches!(first.lookup(&cache), Lookup::Empty));
     let second = dirs(tmp.path(), None);
+    second.missing(&cache);
     assert!(matches!(second.lookup(&cache), Lookup::Open(_)));
 }
