@@ -60,6 +60,9 @@ while (($#)); do
     esac
 done
 
+# RUSTFLAGS is split at spaces: the instrumented build's profile directory
+# lies under $work.
+[[ $work != *[[:space:]]* ]] || die "the checkout's path has a space (RUSTFLAGS would split it): $work"
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 if [[ ! -x $profdata ]]; then
@@ -264,6 +267,8 @@ if [[ -z $profile ]]; then
 fi
 [[ -f $profile ]] || die "no such profile: $profile"
 profile=$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")
+# RUSTFLAGS is split at spaces: a path with one would reach rustc in pieces.
+[[ $profile != *[[:space:]]* ]] || die "the profile's path has a space: $profile"
 
 # 3. Optimised with the profile. LLVM warns for each function of precompyle's
 # own crates (cargo shows no dependency's warnings) that the profile has no
