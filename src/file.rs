@@ -36,7 +36,7 @@ pub struct FileDecider {
     layout: Layout,
     /// Started on first need, so an all-fresh run never starts Python.
     backend: OnceLock<Result<Box<dyn Backend>, String>>,
-    /// The pyc directories, opened once each; shared by the run's targets,
+    /// The pyc directories, each opened once where written into; shared by the run's targets,
     /// whose pycs differ only in name (the cache tag).
     dirs: Arc<PycDirs>,
     /// `--cache-dir`: asked before the backend, which a hit never starts.

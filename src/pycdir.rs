@@ -3,10 +3,10 @@
 //! through that handle, by name, so the directory written into is the very
 //! one that was checked. Swapping it (or any directory above it) for a
 //! symlink after the check cannot redirect a write. Freshness reads a pyc's
-//! header by path, as compileall opens it, unless a handle is open anyway:
-//! opening and closing each directory of an all-fresh run cost more than
-//! the path walks they save (15% of the wall time on the corpus, against a
-//! handle per directory).
+//! header by path, as compileall opens it, or through the directory's
+//! handle where the thread found one open: opening and closing each
+//! directory of an all-fresh run cost more than the path walks they save
+//! (13% of the wall time on the corpus, against a handle per directory).
 //!
 //! A directory is checked for writing once: first as text and with the
 //! symlinks of its existing part resolved (`Destinations::check`, before
@@ -16,8 +16,8 @@
 //! above, which was checked the same way, and opened without following a
 //! symlink, so even a directory created by the run cannot be redirected.
 //!
-//! A directory found missing (asked when a pyc in it was), or that this run
-//! created, holds no pyc this run did not write: its pycs are missing
+//! A directory found missing (asked when a pyc in it was, or one is about
+//! to be compiled), or that this run created, holds no pyc this run did not write: its pycs are missing
 //! without asking the kernel file by file. A directory that exists is swept
 //! of the temp files of killed runs the first time a pyc in it is about to
 //! be compiled: `pyc`'s writes leave a temp only without `O_TMPFILE`, and
@@ -73,9 +73,11 @@ struct Last {
     dir: PathBuf,
     /// Still the map's: records are never removed.
     record: Arc<Mutex<Record>>,
-    /// What `lookup` found, where that holds for the rest of the run: a
-    /// directory that was missing holds only what the run writes, and a
-    /// handle held here is never closed (only handles nobody holds are).
+    /// What `lookup` found, where that holds for the rest of the run:
+    /// reading by path is always right (only slower once the record knows
+    /// more, which `missing` and `lookup_to_compile` then put here); a
+    /// directory that was missing holds only what the run writes; a handle
+    /// held here is never closed (only handles nobody holds are).
     found: Option<Lookup>,
 }
 
@@ -93,13 +95,26 @@ struct Record {
     checked: Option<Result<(), Escape>>,
 }
 
+impl Record {
+    /// What every thread may take for the rest of the run, if anything: a
+    /// directory that holds only what the run writes, or an open handle.
+    fn known(&self) -> Option<Lookup> {
+        if self.empty {
+            Some(Lookup::Empty)
+        } else {
+            self.handle.clone().map(Lookup::Open)
+        }
+    }
+}
+
 /// A pyc directory as freshness sees it.
 #[derive(Clone)]
 pub enum Lookup {
     /// The directory holds no pyc this run did not write.
     Empty,
     Open(Arc<OwnedFd>),
-    /// No handle is open (or none could be): ask by path.
+    /// No handle is open (or none could be, or another thread holds the
+    /// record): ask by path.
     ByPath,
 }
 
@@ -180,25 +195,18 @@ impl PycDirs {
             return found;
         }
         let found = match record.try_lock() {
-            Ok(r) if r.empty => Lookup::Empty,
-            Ok(r) => r.handle.clone().map_or(Lookup::ByPath, Lookup::Open),
+            Ok(r) => r.known().unwrap_or(Lookup::ByPath),
             // Another thread holds the record (opening the directory,
             // writing there): reading by path costs less than waiting.
             Err(TryLockError::WouldBlock) => return Lookup::ByPath,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned
-                .into_inner()
-                .handle
-                .clone()
-                .map_or(Lookup::ByPath, Lookup::Open),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().known().unwrap_or(Lookup::ByPath),
         };
         self.remember(&record, &found);
         found
     }
 
-    /// Keep what `lookup` found for this thread's next file in `record`'s
-    /// directory: reading by path, through a handle no one closes while it
-    /// is held, or a directory that holds only what the run writes stay
-    /// right for the rest of the run.
+    /// Keep what was found for this thread's next file in `record`'s
+    /// directory (`Last::found`).
     fn remember(&self, record: &Arc<Mutex<Record>>, found: &Lookup) {
         LAST.with_borrow_mut(|last| {
             if let Some(last) = last.as_mut().filter(|last| Arc::ptr_eq(&last.record, record)) {
@@ -215,7 +223,13 @@ impl PycDirs {
         let dir = non_empty(dir);
         let (record, _) = self.record(dir);
         let mut r = lock(&record);
-        if r.probed || r.empty || r.handle.is_some() {
+        if let Some(known) = r.known() {
+            // Another thread got here first: this one stops reading by path.
+            drop(r);
+            self.remember(&record, &known);
+            return;
+        }
+        if r.probed {
             return;
         }
         r.probed = true;
@@ -244,6 +258,8 @@ impl PycDirs {
         let (record, _) = self.record(dir);
         let mut r = lock(&record);
         if r.empty {
+            drop(r);
+            self.remember(&record, &Lookup::Empty);
             return Lookup::Empty;
         }
         let handle = match &r.handle {
@@ -254,8 +270,11 @@ impl PycDirs {
                     r.handle = Some(handle.clone());
                     handle
                 }
+                // Missing now: what is in it later, this run wrote.
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
                     r.empty = true;
+                    drop(r);
+                    self.remember(&record, &Lookup::Empty);
                     return Lookup::Empty;
                 }
                 Err(_) => return Lookup::ByPath,
@@ -265,7 +284,10 @@ impl PycDirs {
             pyc::sweep_stale_temps_at(handle.as_fd());
             r.swept = true;
         }
-        Lookup::Open(handle)
+        drop(r);
+        let found = Lookup::Open(handle);
+        self.remember(&record, &found);
+        found
     }
 
     /// The directory of `pyc` (the pyc path for `source`, both as the run
@@ -292,7 +314,7 @@ impl PycDirs {
         let root = self.destinations.root(source);
         let opened = match r.handle.take() {
             Some(handle) => Ok(handle),
-            // Missing when looked up: no need to ask again.
+            // Found missing (by `missing` or `lookup_to_compile`): no need to ask again.
             None if r.empty => Err(io::Error::from_raw_os_error(libc::ENOENT)),
             None => pyc::open_dir(dir).map(Arc::new),
         };

@@ -131,3 +131,70 @@ fn a_later_run_on_the_same_thread_looks_again() {
     second.missing(&cache);
     assert!(matches!(second.lookup(&cache), Lookup::Open(_)));
 }
+
+/// What one thread learns of a directory (missing, or open) reaches
+/// another that read it by path: after its own next missing pyc there, it
+/// asks neither the kernel nor the lock again.
+#[test]
+fn what_one_thread_finds_reaches_a_thread_reading_by_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing_dir = tmp.path().join("gone/__pycache__");
+    let there = tmp.path().join("__pycache__");
+    std::fs::create_dir(&there).unwrap();
+    let d = dirs(tmp.path(), None);
+    for (dir, expect_open) in [(&missing_dir, false), (&there, true)] {
+        std::thread::scope(|scope| {
+            let (to_b, from_a) = std::sync::mpsc::channel::<()>();
+            let (to_a, from_b) = std::sync::mpsc::channel::<()>();
+            let d = &d;
+            scope.spawn(move || {
+                assert!(matches!(d.lookup(dir), Lookup::ByPath));
+                to_b.send(()).unwrap();
+                from_b.recv().unwrap();
+                // Still by path, as remembered; its own missing pyc then
+                // takes what the other thread found.
+                assert!(matches!(d.lookup(dir), Lookup::ByPath));
+                d.missing(dir);
+                let found = d.lookup(dir);
+                assert_eq!(matches!(found, Lookup::Open(_)), expect_open, "{}", dir.display());
+                assert_eq!(matches!(found, Lookup::Empty), !expect_open, "{}", dir.display());
+            });
+            scope.spawn(move || {
+                from_a.recv().unwrap();
+                d.missing(dir);
+                to_a.send(()).unwrap();
+            });
+        });
+    }
+    // A directory created after it was found missing stays missing to the run.
+    std::fs::create_dir_all(&missing_dir).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| assert!(matches!(d.lookup(&missing_dir), Lookup::Empty)));
+    });
+}
+
+/// A directory not yet opened is opened for a compile and swept once; a
+/// missing one is found missing, for every thread.
+#[test]
+fn a_compile_opens_and_sweeps_its_directory_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let there = tmp.path().join("__pycache__");
+    std::fs::create_dir(&there).unwrap();
+    let dead = there.join("m.cpython-312.pyc.9999999p0000001");
+    std::fs::write(&dead, b"partial").unwrap();
+    let d = dirs(tmp.path(), None);
+    assert!(matches!(d.lookup(&there), Lookup::ByPath));
+    assert!(matches!(d.lookup_to_compile(&there), Lookup::Open(_)));
+    assert!(!dead.exists(), "swept");
+    std::fs::write(&dead, b"partial").unwrap();
+    assert!(matches!(d.lookup_to_compile(&there), Lookup::Open(_)));
+    assert!(dead.exists(), "swept once a run");
+    let gone = tmp.path().join("gone/__pycache__");
+    assert!(matches!(d.lookup_to_compile(&gone), Lookup::Empty));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            assert!(matches!(d.lookup(&gone), Lookup::Empty));
+            assert!(matches!(d.lookup(&there), Lookup::Open(_)));
+        });
+    });
+}
