@@ -17,8 +17,8 @@
 //! symlink, so even a directory created by the run cannot be redirected.
 //!
 //! A directory found missing (asked when a pyc in it was, or one is about
-//! to be compiled), or that this run created, holds no pyc this run did not write: its pycs are missing
-//! without asking the kernel file by file. A directory that exists is swept
+//! to be compiled), or that this run created, holds no pyc this run did
+//! not write: its pycs are missing without asking the kernel file by file. A directory that exists is swept
 //! of the temp files of killed runs the first time a pyc in it is about to
 //! be compiled: `pyc`'s writes leave a temp only without `O_TMPFILE`, and
 //! then only beside a missing pyc, so the next run to reach that source
@@ -103,6 +103,23 @@ impl Record {
             Some(Lookup::Empty)
         } else {
             self.handle.clone().map(Lookup::Open)
+        }
+    }
+
+    /// Open `dir` as this record's handle, or note it missing (what is in
+    /// it later, this run wrote); `None` if it cannot be opened otherwise.
+    fn open(&mut self, dir: &Path) -> Option<Lookup> {
+        match pyc::open_dir(dir) {
+            Ok(handle) => {
+                let handle = Arc::new(handle);
+                self.handle = Some(handle.clone());
+                Some(Lookup::Open(handle))
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                self.empty = true;
+                Some(Lookup::Empty)
+            }
+            Err(_) => None,
         }
     }
 }
@@ -233,20 +250,10 @@ impl PycDirs {
             return;
         }
         r.probed = true;
-        let found = match pyc::open_dir(dir) {
-            Ok(handle) => {
-                let handle = Arc::new(handle);
-                r.handle = Some(handle.clone());
-                Lookup::Open(handle)
-            }
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-                r.empty = true;
-                Lookup::Empty
-            }
-            Err(_) => return,
-        };
-        drop(r);
-        self.remember(&record, &found);
+        if let Some(found) = r.open(dir) {
+            drop(r);
+            self.remember(&record, &found);
+        }
     }
 
     /// The directory a pyc is about to be compiled for, opened if no handle
@@ -257,35 +264,16 @@ impl PycDirs {
         let dir = non_empty(dir);
         let (record, _) = self.record(dir);
         let mut r = lock(&record);
-        if r.empty {
-            drop(r);
-            self.remember(&record, &Lookup::Empty);
-            return Lookup::Empty;
-        }
-        let handle = match &r.handle {
-            Some(handle) => handle.clone(),
-            None => match pyc::open_dir(dir) {
-                Ok(handle) => {
-                    let handle = Arc::new(handle);
-                    r.handle = Some(handle.clone());
-                    handle
-                }
-                // Missing now: what is in it later, this run wrote.
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-                    r.empty = true;
-                    drop(r);
-                    self.remember(&record, &Lookup::Empty);
-                    return Lookup::Empty;
-                }
-                Err(_) => return Lookup::ByPath,
-            },
+        let Some(found) = r.known().or_else(|| r.open(dir)) else {
+            return Lookup::ByPath;
         };
-        if !r.swept {
+        if let Lookup::Open(handle) = &found
+            && !r.swept
+        {
             pyc::sweep_stale_temps_at(handle.as_fd());
             r.swept = true;
         }
         drop(r);
-        let found = Lookup::Open(handle);
         self.remember(&record, &found);
         found
     }
