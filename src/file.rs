@@ -260,9 +260,10 @@ impl FileDecider {
     /// py_compile's refusal of a symlinked or non-regular pyc, before
     /// compiling. A pyc whose directory holds only what the run wrote needs
     /// no look (one that failed to open may still be a dangling symlink).
-    /// The directory is swept of killed runs' temps the first time.
-    fn check_destination(&self, pyc: &Path) -> Result<(), FileResult> {
-        let checked = match self.dirs.lookup_to_compile(parent_of(pyc)) {
+    /// The directory is checked for writing and, inside its root, swept of
+    /// killed runs' temps the first time.
+    fn check_destination(&self, pyc: &Path, source: &Path) -> Result<(), FileResult> {
+        let checked = match self.dirs.lookup_to_compile(pyc, source) {
             Lookup::Empty => Ok(()),
             Lookup::Open(dir) => pyc::check_destination_at(dir.as_fd(), pyc),
             Lookup::ByPath => pyc::check_destination(pyc),
@@ -315,7 +316,7 @@ impl FileDecider {
         let filename = plan.dfile.as_deref().unwrap_or(&plan.runtime);
         let mut previous: Option<(&Path, Vec<u8>)> = None;
         for ((level, pyc_path), &missing) in plan.pycs.iter().zip(missing) {
-            self.check_destination(pyc_path)?;
+            self.check_destination(pyc_path, plan.fullname)?;
             let body = self.compile(CompileJob {
                 source,
                 filename,

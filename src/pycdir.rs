@@ -256,12 +256,14 @@ impl PycDirs {
         }
     }
 
-    /// The directory a pyc is about to be compiled for, opened if no handle
-    /// is. The first time, one that exists is swept of the temp files of
-    /// killed runs: such a temp lies beside a missing pyc, so a run that
-    /// reaches its source comes here (even if the compile then fails).
-    pub fn lookup_to_compile(&self, dir: &Path) -> Lookup {
-        let dir = non_empty(dir);
+    /// The directory of `pyc` (for `source`), about to be compiled for,
+    /// opened if no handle is. The first time, one that exists is checked
+    /// for writing and, if it passes, swept of the temp files of killed
+    /// runs: such a temp lies beside a missing pyc, so a run that reaches
+    /// its source comes here (even if the compile then fails). One outside
+    /// the root is left as it is; `writable` refuses it.
+    pub fn lookup_to_compile(&self, pyc: &Path, source: &Path) -> Lookup {
+        let dir = non_empty(pyc.parent().unwrap_or(Path::new("")));
         let (record, _) = self.record(dir);
         let mut r = lock(&record);
         let Some(found) = r.known().or_else(|| r.open(dir)) else {
@@ -270,7 +272,11 @@ impl PycDirs {
         if let Lookup::Open(handle) = &found
             && !r.swept
         {
-            pyc::sweep_stale_temps_at(handle.as_fd());
+            let verdict = self.check_open(handle, pyc, source);
+            if verdict.is_ok() {
+                pyc::sweep_stale_temps_at(handle.as_fd());
+            }
+            r.checked = Some(verdict);
             r.swept = true;
         }
         drop(r);
@@ -281,7 +287,8 @@ impl PycDirs {
     /// The directory of `pyc` (the pyc path for `source`, both as the run
     /// writes them), checked to lie inside its destination root and
     /// created as py_compile's `os.makedirs` would. On the first write into
-    /// a directory that existed, the temp files of killed runs are removed.
+    /// a directory that existed (and passed), the temp files of killed runs
+    /// are removed.
     pub fn writable(&self, pyc: &Path, source: &Path) -> Result<Writable, DirError> {
         let dir = non_empty(pyc.parent().unwrap_or(Path::new("")));
         let (record, _) = self.record(dir);
@@ -321,19 +328,15 @@ impl PycDirs {
                 (Arc::new(open_or_fail_as_write(dir, pyc)?), false, true)
             }
         };
+        if unchecked && !self.handle_inside(&handle, &[], &root, pyc, source) {
+            let escape = self.escape(pyc, root);
+            r.checked = Some(Err(escape.clone()));
+            return Err(DirError::Escape(escape));
+        }
         if !created && !r.swept {
             pyc::sweep_stale_temps_at(handle.as_fd());
         }
         r.swept = true;
-        if unchecked && !self.handle_inside(&handle, &[], &root, pyc, source) {
-            let escape = Escape {
-                pyc: pyc.to_owned(),
-                root,
-                reason: self.destinations.symlink_reason(),
-            };
-            r.checked = Some(Err(escape.clone()));
-            return Err(DirError::Escape(escape));
-        }
         r.empty |= created;
         r.handle = Some(handle.clone());
         r.checked = Some(Ok(()));
@@ -386,11 +389,7 @@ impl PycDirs {
             None => self.destinations.check(pyc, source).is_ok(),
         };
         if !inside {
-            return Err(DirError::Escape(Escape {
-                pyc: pyc.to_owned(),
-                root: root.to_owned(),
-                reason: self.destinations.symlink_reason(),
-            }));
+            return Err(DirError::Escape(self.escape(pyc, root.to_owned())));
         }
         // The text of each level, for errors: `dir` less the levels below it.
         let mut text = dir.to_path_buf();
@@ -414,6 +413,27 @@ impl PycDirs {
                 pyc::open_dir_at(handle.as_fd(), &name, libc::O_NOFOLLOW).map_err(|source| io_error(text, source))?;
         }
         Ok((handle, ancestor.is_some()))
+    }
+
+    /// Whether the open `handle` of `pyc`'s directory may be written into:
+    /// its path as text, then where the kernel reports the handle.
+    fn check_open(&self, handle: &OwnedFd, pyc: &Path, source: &Path) -> Result<(), Escape> {
+        self.destinations.check_text(pyc, source)?;
+        let root = self.destinations.root(source);
+        if self.handle_inside(handle, &[], &root, pyc, source) {
+            Ok(())
+        } else {
+            Err(self.escape(pyc, root))
+        }
+    }
+
+    /// The refusal of a directory that a symlink takes outside `root`.
+    fn escape(&self, pyc: &Path, root: PathBuf) -> Escape {
+        Escape {
+            pyc: pyc.to_owned(),
+            root,
+            reason: self.destinations.symlink_reason(),
+        }
     }
 
     /// Whether `handle` (and `below` it) lies inside `root`, by the path the

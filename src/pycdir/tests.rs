@@ -93,6 +93,26 @@ fn a_directory_whose_handle_lies_outside_is_refused() {
 }
 
 #[test]
+fn a_directory_outside_the_root_is_not_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    symlink(&outside, src.join("__pycache__")).unwrap();
+    let dead = outside.join("m.cpython-312.pyc.9999999p0000001");
+    std::fs::write(&dead, b"partial").unwrap();
+    let d = dirs(tmp.path(), None);
+    let (pyc, source) = (src.join("__pycache__/m.cpython-312.pyc"), src.join("m.py"));
+    d.lookup_to_compile(&pyc, &source);
+    assert!(dead.exists(), "a compile's look swept outside the root");
+    assert!(matches!(d.writable(&pyc, &source), Err(DirError::Escape(_))));
+    assert!(dead.exists(), "the refused write swept outside the root");
+    let other = dirs(tmp.path(), None);
+    assert!(matches!(other.writable(&pyc, &source), Err(DirError::Escape(_))));
+    assert!(dead.exists(), "a write without a look swept outside the root");
+}
+
+#[test]
 fn prefix_levels_are_created_below_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = tmp.path().join("pfx");
@@ -183,14 +203,19 @@ fn a_compile_opens_and_sweeps_its_directory_once() {
     let dead = there.join("m.cpython-312.pyc.9999999p0000001");
     std::fs::write(&dead, b"partial").unwrap();
     let d = dirs(tmp.path(), None);
+    let (pyc, source) = (there.join("m.cpython-312.pyc"), tmp.path().join("m.py"));
     assert!(matches!(d.lookup(&there), Lookup::ByPath));
-    assert!(matches!(d.lookup_to_compile(&there), Lookup::Open(_)));
+    assert!(matches!(d.lookup_to_compile(&pyc, &source), Lookup::Open(_)));
     assert!(!dead.exists(), "swept");
     std::fs::write(&dead, b"partial").unwrap();
-    assert!(matches!(d.lookup_to_compile(&there), Lookup::Open(_)));
+    assert!(matches!(d.lookup_to_compile(&pyc, &source), Lookup::Open(_)));
     assert!(dead.exists(), "swept once a run");
     let gone = tmp.path().join("gone/__pycache__");
-    assert!(matches!(d.lookup_to_compile(&gone), Lookup::Empty));
+    let gone_pyc = gone.join("m.cpython-312.pyc");
+    assert!(matches!(
+        d.lookup_to_compile(&gone_pyc, &tmp.path().join("gone/m.py")),
+        Lookup::Empty
+    ));
     std::thread::scope(|scope| {
         scope.spawn(|| {
             assert!(matches!(d.lookup(&gone), Lookup::Empty));
