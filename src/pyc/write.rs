@@ -238,13 +238,7 @@ pub(super) fn write_named(
     if !missing {
         remove_pyc(dir, cfile, name, TempKind::Write)?;
     }
-    let mut file = None;
-    let (tmp, tmp_name) = create_temp_name(cfile, TempKind::Write, |tmp_name| {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-        file = Some(open_at(dir, tmp_name, flags, mode)?);
-        Ok(())
-    })?;
-    let file = file.expect("created");
+    let (tmp, tmp_name, file) = create_temp(dir, cfile, mode)?;
     let written = write_all(&file, header, body).and_then(|()| close(file));
     if let Err(source) = written {
         unlink_at(dir, &tmp_name);
@@ -274,24 +268,21 @@ fn rename_into_place(
     Ok(())
 }
 
-/// Find a free temp name for `cfile` and `create` it (relative to the pyc's
-/// directory). A name that exists (a leftover of a crashed run, or anything
-/// else) is skipped rather than failing where Python's random id would
-/// almost surely not have collided.
-fn create_temp_name(
-    cfile: &Path,
-    kind: TempKind,
-    mut create: impl FnMut(&CStr) -> io::Result<()>,
-) -> Result<(PathBuf, CString), WriteError> {
+/// Create a temp file for `cfile` in its directory `dir` under a free name,
+/// with O_CREAT|O_EXCL. A name that exists (a leftover of a crashed run, or
+/// anything else) is skipped rather than failing where Python's random id
+/// would almost surely not have collided.
+fn create_temp(dir: BorrowedFd<'_>, cfile: &Path, mode: u32) -> Result<(PathBuf, CString, OwnedFd), WriteError> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
     let mut attempts = 0;
     loop {
-        let tmp = temp_name(cfile, kind);
+        let tmp = temp_name(cfile, TempKind::Write);
         let tmp_name = file_name(&tmp).map_err(|source| WriteError::Io {
             path: tmp.clone(),
             source,
         })?;
-        match create(&tmp_name) {
-            Ok(()) => return Ok((tmp, tmp_name)),
+        match open_at(dir, &tmp_name, flags, mode) {
+            Ok(file) => return Ok((tmp, tmp_name, file)),
             Err(err) if err.raw_os_error() == Some(libc::EEXIST) && attempts < 100 => attempts += 1,
             Err(source) => return Err(WriteError::Io { path: tmp, source }),
         }
