@@ -102,6 +102,55 @@ fn symlinked_pycache_leading_outside_is_refused() {
     assert_eq!(errors[0]["path"], "t/pkg/m.py");
 }
 
+/// A source name whose pyc's name fits the 255-byte limit but whose
+/// `_write_atomic` temp name (`NAME.pyc.140505590077744`) does not:
+/// compileall fails the file, precompyle writes the pyc (its file has no
+/// name until it is complete) with the bytes py_compile writes for that
+/// source under a shorter cfile name (the name is not in the bytes).
+#[test]
+fn a_pyc_too_long_for_compilealls_temp_name_is_written() {
+    let s = scratch();
+    let name = format!("{}.py", "x".repeat(230));
+    let (theirs, mine) = (s.path().join("theirs"), s.path().join("mine"));
+    write(&theirs.join(&name), "x = 1\n");
+    write(&mine.join(&name), "x = 1\n");
+
+    let oracle = compileall(&python3(), s.path(), &[OsStr::new("-q"), theirs.as_os_str()]);
+    assert_eq!(oracle.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&oracle.stdout);
+    assert!(printed.contains("[Errno 36] File name too long"), "{printed}");
+    assert!(pycs_under(&theirs).is_empty());
+
+    let out = ours(
+        s.path(),
+        &[
+            OsStr::new("-q"),
+            OsStr::new("--backend"),
+            OsStr::new("cpython"),
+            mine.as_os_str(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let written = pycs_under(&mine);
+    let pyc = Path::new("__pycache__").join(format!("{}.cpython-311.pyc", "x".repeat(230)));
+    assert_eq!(written.keys().collect::<Vec<_>>(), [&pyc]);
+
+    let short = s.path().join("short.pyc");
+    let mut cmd = Command::new(python3());
+    support::clear_python_env(&mut cmd);
+    cmd.args([
+        "-c",
+        "import py_compile, sys; py_compile.compile(sys.argv[1], sys.argv[2], doraise=True)",
+    ])
+    .arg(mine.join(&name))
+    .arg(&short);
+    assert!(run(&mut cmd).status.success());
+    assert!(
+        written[&pyc] == std::fs::read(&short).unwrap(),
+        "not py_compile's bytes"
+    );
+}
+
 /// A file list whose path climbs with `..` past the root, under a prefix:
 /// CPython's mirror `PREFIX/cwd/../../…/src/m.py` resolves outside the prefix
 /// (pyc-format.md §2.3), and compileall writes the pyc next to the source.
