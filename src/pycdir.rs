@@ -271,13 +271,16 @@ impl PycDirs {
         };
         if let Lookup::Open(handle) = &found
             && !r.swept
+            && r.checked.is_none()
         {
+            // A refusal stands until the handle is closed (MAX_OPEN); the
+            // directory is swept once one passes.
             let verdict = self.check_open(handle, pyc, source);
             if verdict.is_ok() {
                 pyc::sweep_stale_temps_at(handle.as_fd());
+                r.swept = true;
             }
             r.checked = Some(verdict);
-            r.swept = true;
         }
         drop(r);
         self.remember(&record, &found);
@@ -300,7 +303,11 @@ impl PycDirs {
             });
         }
         if let Some(Err(escape)) = &r.checked {
-            return Err(DirError::Escape(escape.clone()));
+            // Found for another pyc of this directory, maybe: name this one.
+            return Err(DirError::Escape(Escape {
+                pyc: pyc.to_owned(),
+                ..escape.clone()
+            }));
         }
         if let Err(escape) = self.destinations.check_text(pyc, source) {
             r.checked = Some(Err(escape.clone()));

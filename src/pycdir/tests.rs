@@ -105,7 +105,11 @@ fn a_directory_outside_the_root_is_not_swept() {
     let (pyc, source) = (src.join("__pycache__/m.cpython-312.pyc"), src.join("m.py"));
     d.lookup_to_compile(&pyc, &source);
     assert!(dead.exists(), "a compile's look swept outside the root");
-    assert!(matches!(d.writable(&pyc, &source), Err(DirError::Escape(_))));
+    let (other_pyc, other_source) = (src.join("__pycache__/n.cpython-312.pyc"), src.join("n.py"));
+    match d.writable(&other_pyc, &other_source) {
+        Err(DirError::Escape(e)) => assert_eq!(e.pyc, other_pyc, "the refusal names the pyc refused"),
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
     assert!(dead.exists(), "the refused write swept outside the root");
     let other = dirs(tmp.path(), None);
     assert!(matches!(other.writable(&pyc, &source), Err(DirError::Escape(_))));

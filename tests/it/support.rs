@@ -480,3 +480,17 @@ pub fn kill_after(mut child: std::process::Child, delay: std::time::Duration) ->
     let status = child.wait().expect("reap the killed run");
     std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL)
 }
+
+/// Whether `dir`'s file system takes `O_TMPFILE` (then precompyle's pyc
+/// files have no name until they are complete).
+pub fn has_o_tmpfile(dir: &Path) -> bool {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; the descriptor is closed at once.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a descriptor this function owns.
+    unsafe { libc::close(fd) };
+    true
+}

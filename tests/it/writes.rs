@@ -142,20 +142,6 @@ fn a_directory_swapped_for_a_symlink_mid_run_never_redirects_a_write() {
     );
 }
 
-/// Whether `dir`'s file system takes `O_TMPFILE` (then only a kill while
-/// a stale pyc is replaced can leave a temp file).
-fn has_o_tmpfile(dir: &Path) -> bool {
-    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid C string; the descriptor is closed at once.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: a descriptor this function owns.
-    unsafe { libc::close(fd) };
-    true
-}
-
 /// Runs killed at random points leave no temp file behind once one more
 /// run has passed, although that run finds most pycs fresh and lists no
 /// directory whose pycs are all fresh; where the file system has
@@ -168,7 +154,7 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
     let dir = scratch();
     let tree = dir.path().join("tree");
     let packages: Vec<PathBuf> = (0..8).map(|p| package_at(&tree.join(format!("p{p}")), 50)).collect();
-    let unnamed_files = has_o_tmpfile(&packages[0]);
+    let unnamed_files = support::has_o_tmpfile(&packages[0]);
     let kills: usize = std::env::var("PRECOMPYLE_FAULT_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
