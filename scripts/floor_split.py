@@ -19,6 +19,10 @@ after many deletions):
 and prints each mode's median wall and CPU (user + system, children
 included), and the median over rounds of each mode's CPU over floor-1's in
 the same round (noise on a shared machine moves whole rounds together).
+Every mode runs in bench.sh's environment (no SOURCE_DATE_EPOCH, no
+PRECOMPYLE_*); the modes that write must leave as many pycs as each other.
+The floor modes get their file list made before the clock starts (the
+walk is ~1% of the floor); backend and cj0 walk on the clock.
 
 usage: scripts/floor_split.py ROUNDS TREE PRECOMPYLE [MODE,...] [--scratch DIR]
 """
@@ -31,6 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import tool_env
 
 # One compiling process: the files of a NUL-separated list, every STEP-th
 # from START, compiled as py_compile does, optionally written.
@@ -86,11 +92,16 @@ def children_cpu():
 
 
 def timed(cmds):
+    env = tool_env()
     cpu, start = children_cpu(), time.perf_counter()
-    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in cmds]
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for c in cmds]
     for p in processes:
         p.wait()
     return time.perf_counter() - start, children_cpu() - cpu
+
+
+def pycs_in(tree):
+    return sum(n.endswith(".pyc") for _, _, names in os.walk(tree) for n in names)
 
 
 def main():
@@ -105,10 +116,16 @@ def main():
     modes = a.modes.split(",")
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes: {sorted(unknown)}")
+    if pycs_in(a.tree):
+        parser.error(f"{a.tree} holds pycs: the copies would share them (hard links)")
+    for path in sources(a.tree):  # the first mode of round 0 starts warm too
+        with open(path, "rb") as f:
+            f.read()
     shutil.rmtree(a.scratch, ignore_errors=True)
     os.makedirs(a.scratch)
     results = {m: [] for m in modes}
     for r in range(a.rounds):
+        written = {}
         for m in modes if r % 2 == 0 else modes[::-1]:
             copy = os.path.abspath(f"{a.scratch}/r{r}-{m}")
             subprocess.run(["cp", "-al", a.tree, copy], check=True)
@@ -118,7 +135,11 @@ def main():
             time.sleep(1)
             wall, cpu = timed(commands(m, a.python, os.path.abspath(a.precompyle), copy, listing))
             results[m].append((wall, cpu))
+            if not m.startswith("floor"):
+                written[m] = pycs_in(copy)
             print(f"round {r} {m:8} wall {wall:7.2f} s  cpu {cpu:7.2f} s", flush=True)
+        if len(set(written.values())) > 1:
+            sys.exit(f"round {r}: the modes wrote different numbers of pycs: {written}")
     print(f"\n{'mode':8} {'wall s':>8} {'cpu s':>8}  cpu / floor-1 (median of rounds)")
     for m, runs in results.items():
         line = f"{m:8} {statistics.median(w for w, _ in runs):8.2f} {statistics.median(c for _, c in runs):8.2f}"
