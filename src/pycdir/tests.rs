@@ -10,6 +10,16 @@ fn write(dir: &Writable, pyc: &Path, body: &[u8]) {
     pyc::write_at(dir.handle.as_fd(), pyc, &[0; 16], body, None, dir.empty).unwrap();
 }
 
+/// `src/__pycache__` symlinked to `outside`, both in a temp dir.
+fn pycache_leading_outside() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    symlink(&outside, src.join("__pycache__")).unwrap();
+    (tmp, src, outside)
+}
+
 #[test]
 fn a_missing_directory_is_created_once_and_its_pycs_are_missing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -78,11 +88,7 @@ fn a_directory_swapped_for_a_symlink_after_the_check_is_not_followed() {
 /// on its handle, whatever the path said when checked.
 #[test]
 fn a_directory_whose_handle_lies_outside_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&outside).unwrap();
-    symlink(&outside, src.join("__pycache__")).unwrap();
+    let (tmp, src, outside) = pycache_leading_outside();
     let d = dirs(tmp.path(), None);
     let pyc = src.join("__pycache__/m.cpython-312.pyc");
     match d.writable(&pyc, &src.join("m.py")) {
@@ -94,11 +100,7 @@ fn a_directory_whose_handle_lies_outside_is_refused() {
 
 #[test]
 fn a_directory_outside_the_root_is_not_swept() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, outside) = (tmp.path().join("src"), tmp.path().join("outside"));
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&outside).unwrap();
-    symlink(&outside, src.join("__pycache__")).unwrap();
+    let (tmp, src, outside) = pycache_leading_outside();
     let dead = outside.join("m.cpython-312.pyc.9999999p0000001");
     std::fs::write(&dead, b"partial").unwrap();
     let d = dirs(tmp.path(), None);
@@ -114,6 +116,32 @@ fn a_directory_outside_the_root_is_not_swept() {
     let other = dirs(tmp.path(), None);
     assert!(matches!(other.writable(&pyc, &source), Err(DirError::Escape(_))));
     assert!(dead.exists(), "a write without a look swept outside the root");
+}
+
+/// A refusal lasts while the directory's handle is open; once it is closed
+/// (more than `MAX_OPEN` directories) and the directory found back inside
+/// the root, the next compile's look checks it again, and sweeps it then.
+#[test]
+fn a_directory_refused_then_found_inside_is_swept() {
+    let (tmp, src, _) = pycache_leading_outside();
+    let cache = src.join("__pycache__");
+    let d = dirs(tmp.path(), None);
+    let (pyc, source) = (cache.join("m.cpython-312.pyc"), src.join("m.py"));
+    d.lookup_to_compile(&pyc, &source);
+    assert!(matches!(d.writable(&pyc, &source), Err(DirError::Escape(_))));
+
+    std::fs::remove_file(&cache).unwrap();
+    std::fs::create_dir(&cache).unwrap();
+    let dead = cache.join("m.cpython-312.pyc.9999999p0000001");
+    std::fs::write(&dead, b"partial").unwrap();
+    d.lookup_to_compile(&pyc, &source);
+    assert!(dead.exists(), "the refusal stands while its handle is open");
+    for i in 0..MAX_OPEN {
+        d.lookup(&tmp.path().join(format!("other{i}")));
+    }
+    d.lookup_to_compile(&pyc, &source);
+    assert!(!dead.exists(), "checked again and swept once the handle was closed");
+    assert!(d.writable(&pyc, &source).is_ok());
 }
 
 #[test]
