@@ -18,11 +18,13 @@
 //!
 //! A directory found missing (asked when a pyc in it was, or one is about
 //! to be compiled), or that this run created, holds no pyc this run did
-//! not write: its pycs are missing without asking the kernel file by file. A directory that exists is swept
-//! of the temp files of killed runs the first time a pyc in it is about to
-//! be compiled: `pyc`'s writes leave a temp only without `O_TMPFILE`, and
-//! then only beside a missing pyc, so the next run to reach that source
-//! compiles it and sweeps first; an all-fresh run reads no listing.
+//! not write: its pycs are missing without asking the kernel file by file.
+//! A directory that exists is checked for writing the first time a pyc in
+//! it is about to be compiled and, if it lies inside its root, swept of
+//! the temp files of killed runs: `pyc`'s writes leave a temp only without
+//! `O_TMPFILE`, and then only beside a missing pyc, so the next run to
+//! reach that source compiles it and sweeps first; an all-fresh run reads
+//! no listing.
 //!
 //! Each thread keeps the directory it used last, so the files it takes in
 //! a row from one directory ask no lock; a thread that finds another
