@@ -25,6 +25,8 @@ use std::sync::mpsc;
 use clap::Parser;
 use serc::{CompileOptions, OptimizationLevel, PythonVersion};
 
+#[path = "../src/allocator.rs"]
+mod allocator;
 #[allow(dead_code)]
 #[path = "../src/backend/native/guard.rs"]
 mod guard;
@@ -452,7 +454,7 @@ unsafe impl GlobalAlloc for SwitchedAllocator {
             if uses_system_allocator() {
                 System.alloc(layout)
             } else {
-                mimalloc::MiMalloc.alloc(layout)
+                allocator::Mimalloc.alloc(layout)
             }
         }
     }
@@ -463,7 +465,7 @@ unsafe impl GlobalAlloc for SwitchedAllocator {
             if uses_system_allocator() {
                 System.alloc_zeroed(layout)
             } else {
-                mimalloc::MiMalloc.alloc_zeroed(layout)
+                allocator::Mimalloc.alloc_zeroed(layout)
             }
         }
     }
@@ -474,7 +476,7 @@ unsafe impl GlobalAlloc for SwitchedAllocator {
             if uses_system_allocator() {
                 System.dealloc(ptr, layout)
             } else {
-                mimalloc::MiMalloc.dealloc(ptr, layout)
+                allocator::Mimalloc.dealloc(ptr, layout)
             }
         }
     }
@@ -485,7 +487,7 @@ unsafe impl GlobalAlloc for SwitchedAllocator {
             if uses_system_allocator() {
                 System.realloc(ptr, layout, new_size)
             } else {
-                mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+                allocator::Mimalloc.realloc(ptr, layout, new_size)
             }
         }
     }
