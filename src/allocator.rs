@@ -70,3 +70,48 @@ unsafe impl GlobalAlloc for Mimalloc {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every size up to 1,100 bytes (and a few larger) with every alignment up to
+    /// 4 KiB: the pointer is aligned, and what was written survives a grow
+    /// and a shrink, through the plain and the aligned calls alike.
+    #[test]
+    fn every_layout_is_aligned_and_keeps_its_bytes() {
+        let sizes = (1..=1100).chain([4095, 4096, 65_536, 1 << 20]);
+        for size in sizes {
+            for shift in 0..=12 {
+                let layout = Layout::from_size_align(size, 1 << shift).expect("a valid layout");
+                // SAFETY: the layout's size is not zero; each block is freed
+                // once, with the layout it has at that point.
+                unsafe {
+                    let zeroed = Mimalloc.alloc_zeroed(layout);
+                    assert_eq!(zeroed as usize % layout.align(), 0, "alloc_zeroed {layout:?}");
+                    assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|&b| b == 0));
+                    Mimalloc.dealloc(zeroed, layout);
+
+                    let block = Mimalloc.alloc(layout);
+                    assert_eq!(block as usize % layout.align(), 0, "alloc {layout:?}");
+                    for i in 0..size {
+                        block.add(i).write(i as u8);
+                    }
+                    let grown = Mimalloc.realloc(block, layout, size * 3);
+                    assert_eq!(grown as usize % layout.align(), 0, "grow {layout:?}");
+                    let shrunk_size = size.div_ceil(3);
+                    let grown_layout = Layout::from_size_align(size * 3, layout.align()).expect("a valid layout");
+                    let shrunk = Mimalloc.realloc(grown, grown_layout, shrunk_size);
+                    assert_eq!(shrunk as usize % layout.align(), 0, "shrink {layout:?}");
+                    for i in 0..shrunk_size {
+                        assert_eq!(shrunk.add(i).read(), i as u8, "byte {i} of {layout:?}");
+                    }
+                    Mimalloc.dealloc(
+                        shrunk,
+                        Layout::from_size_align(shrunk_size, layout.align()).expect("a valid layout"),
+                    );
+                }
+            }
+        }
+    }
+}
