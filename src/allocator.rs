@@ -1,6 +1,5 @@
-//! The binary's allocator: mimalloc, through its plain entry points
-//! wherever they give the alignment asked for. A module of the binary, not
-//! of the library (whose unit tests run on the system allocator);
+//! The binary's global allocator. A module of the binary, not of the
+//! library (whose unit tests run on the system allocator);
 //! `examples/serc_floor.rs` includes it by path.
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -13,8 +12,8 @@ use libmimalloc_sys::{
 /// mimalloc, through its plain entry points wherever they give the
 /// alignment asked for. The `mimalloc` crate's allocator calls the aligned
 /// ones for every layout, which check the alignment again on each call
-/// (callgrind, 291 corpus files, `-j1`: `mi_malloc_aligned` took 3.3% of
-/// the instructions, a third of that its own checks; docs/native-cpu.md).
+/// (callgrind, 291 corpus files, `-j1`: `mi_malloc_aligned` took 60.2 M of
+/// 1,825.3 M instructions; the plain calls save 26.7 M; docs/native-cpu.md).
 pub struct Mimalloc;
 
 /// mimalloc returns every block of at least this many bytes aligned to it
