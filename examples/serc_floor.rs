@@ -63,6 +63,10 @@ struct Args {
     /// Hash the source for a checked-hash header (precompyle's `pyc::source_hash`).
     #[arg(long)]
     hash: bool,
+    /// Compile inside `precompyle::arena::scope`, as native.rs does: serc's
+    /// allocations come from the thread's bump arena.
+    #[arg(long)]
+    arena: bool,
     /// Read as precompyle does: open, fstat, read, fstat again (else `fs::read`).
     #[arg(long)]
     stat_twice: bool,
@@ -76,7 +80,7 @@ struct Args {
     /// Stack of the compile thread in MiB (--handoff, --thread-per-file).
     #[arg(long, default_value_t = PRECOMPYLE_STACK_MIB)]
     stack_mib: usize,
-    /// Every precompyle step at once: --guard --marshal-depth --drain --stat-twice --handoff.
+    /// Every precompyle step at once: --guard --marshal-depth --drain --arena --stat-twice --handoff.
     #[arg(long)]
     precompyle: bool,
     /// Write each pyc to `__pycache__/NAME.cpython-3XY.pyc` (temp file, one
@@ -93,6 +97,7 @@ struct Steps {
     marshal_depth: bool,
     drain: bool,
     hash: bool,
+    arena: bool,
     stat_twice: bool,
     write: bool,
 }
@@ -121,6 +126,7 @@ fn main() -> std::process::ExitCode {
         marshal_depth: args.marshal_depth || every,
         drain: args.drain || every,
         hash: args.hash,
+        arena: args.arena || every,
         stat_twice: args.stat_twice || every,
         write: args.write,
     };
@@ -233,7 +239,7 @@ fn read(path: &Path, stat_twice: bool) -> std::io::Result<(Vec<u8>, std::fs::Met
 /// behind its flag. Returns the whole pyc, or the body alone with `drain`.
 fn compile(compiler: &Compiler, steps: Steps, source: &[u8], filename: &[u8]) -> Compiled {
     let filename = Path::new(std::ffi::OsStr::from_bytes(filename));
-    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let attempt = || {
         if steps.decode
             && let Ok(text) = serc::decode_source(source)
         {
@@ -250,7 +256,12 @@ fn compile(compiler: &Compiler, steps: Steps, source: &[u8], filename: &[u8]) ->
             Some(INT_MAX_STR_DIGITS),
         )
         .map_err(|e| e.to_string())
-    }))
+    };
+    let compiled = if steps.arena {
+        precompyle::arena::scope(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt)))
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt))
+    }
     .map_err(|_| "serc panicked".to_owned())??;
     let mut pyc = compiled.to_timestamp_pyc(0, 0);
     if steps.drain {

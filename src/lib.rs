@@ -21,7 +21,9 @@
 //! - [`report`]: the only place that prints.
 //! - [`pyrepr`]: Python's `repr()` of paths, str ordering, OSError texts.
 //! - [`dirents`]: a directory's entries by `getdents64`, for the walk and the temp-file sweep.
+//! - [`arena`]: the per-thread bump arena a native compile allocates from (the binary's allocator asks it).
 
+pub mod arena;
 pub mod backend;
 pub mod bazel;
 pub mod cache;

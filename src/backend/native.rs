@@ -102,24 +102,28 @@ impl Backend for NativeBackend {
         // A panic inside serc is a bug in serc about this one file: report
         // it as such and go on with the others. Unwind-safe in fact: serc
         // only reads the options and returns everything it builds.
-        let compiled = catch_silently(|| {
-            // serc overflows its stack or runs for minutes on sources
-            // nested past CPython's limits: refuse those as CPython does.
-            // Undecodable sources are serc's to report.
-            let refusal = serc::decode_source(job.source)
-                .ok()
-                .and_then(|text| guard::check(&text, self.limits));
-            if let Some(refusal) = refusal {
-                return Err(too_deep(refusal, job, self.version));
-            }
-            serc::compile_bytes_with_path_options_and_integer_limits(
-                job.source,
-                filename,
-                options,
-                DEFAULT_INT_MAX_STR_DIGITS,
-                Some(DEFAULT_INT_MAX_STR_DIGITS),
-            )
-            .map_err(|error| failure(&error, job))
+        // Allocations inside come from the thread's arena; the messages
+        // and the pyc, which outlive the compile, are made after it.
+        let compiled = crate::arena::scope(|| {
+            catch_silently(|| {
+                // serc overflows its stack or runs for minutes on sources
+                // nested past CPython's limits: refuse those as CPython does.
+                // Undecodable sources are serc's to report.
+                let refusal = serc::decode_source(job.source)
+                    .ok()
+                    .and_then(|text| guard::check(&text, self.limits));
+                if let Some(refusal) = refusal {
+                    return Err(Stopped::Refused(refusal));
+                }
+                serc::compile_bytes_with_path_options_and_integer_limits(
+                    job.source,
+                    filename,
+                    options,
+                    DEFAULT_INT_MAX_STR_DIGITS,
+                    Some(DEFAULT_INT_MAX_STR_DIGITS),
+                )
+                .map_err(Stopped::Error)
+            })
         })
         .map_err(|panic| CompileFailure {
             kind: FailureKind::Unsupported,
@@ -131,7 +135,10 @@ impl Backend for NativeBackend {
         if job.source.len() >= LARGE_SOURCE {
             return_freed_memory();
         }
-        let module = compiled?;
+        let module = compiled.map_err(|stopped| match stopped {
+            Stopped::Refused(refusal) => too_deep(refusal, job, self.version),
+            Stopped::Error(error) => failure(&error, job),
+        })?;
         // The pyc form, not `marshal()`: py_compile marshals a code object
         // nothing else holds, so the root carries no reference flag. The
         // header is ours to write; only the body is returned.
@@ -140,6 +147,13 @@ impl Backend for NativeBackend {
         loadable(&pyc)?;
         Ok(pyc)
     }
+}
+
+/// Why a compile gave no module, told apart inside the arena and worded
+/// outside it.
+enum Stopped {
+    Refused(guard::Refusal),
+    Error(CompileError),
 }
 
 thread_local! {
