@@ -66,6 +66,7 @@ from bench_common import (
     remove_tree,
     retire,
     rotated,
+    settle,
     supports_native,
     tool_env,
 )
@@ -211,6 +212,8 @@ class Bench:
         if "fresh" in only:
             self.prepare_fresh()
         self.group_seconds["setup"] = time.monotonic() - start
+        if not a.quick:
+            settle(self.scratch)
         for rep in range(1, a.runs + 1):
             progress(f"bench: repetition {rep}/{a.runs}")
             for group, keys in self.cold.items():

@@ -273,9 +273,33 @@ def shell(*argv: str) -> None:
     subprocess.run(argv, check=True)
 
 
+# ext4 skips the inodes freed in the last 5-300 s when it allocates new ones
+# (`recently_deleted`, below): after a bench deleted its trees, the next
+# bench's first runs spent 11.5% of their samples in that scan (perf, the
+# corpus, minutes after a bench ended), slowing whichever tool ran first.
+SETTLE_SECONDS = 300
+DELETED_AT = ".deleted-at"
+
+
 def remove_tree(path: Path) -> None:
+    """Delete `path`, noting the time in its directory for `settle`."""
     if path.exists():
         shell("rm", "-rf", "--", str(path))
+        (path.parent / DELETED_AT).write_text(f"{time.time()}\n")
+
+
+def settle(scratch: Path) -> None:
+    """Wait until `SETTLE_SECONDS` have passed since the last `remove_tree`
+    in `scratch`, so no timed run pays for an earlier bench's deletions."""
+    try:
+        deleted_at = float((scratch / DELETED_AT).read_text())
+    except (OSError, ValueError):
+        return
+    wait = deleted_at + SETTLE_SECONDS - time.time()
+    if wait > 0:
+        progress(f"bench: waiting {wait:.0f} s: trees deleted {SETTLE_SECONDS - wait:.0f} s ago still slow "
+                 "ext4's inode allocation (recently_deleted)")
+        time.sleep(wait)
 
 
 def count_py(tree: Path) -> int:

@@ -33,6 +33,7 @@ from bench_common import (
     pyc_digests,
     remove_tree,
     rotated,
+    settle,
 )
 from bench_trees import corpus_dirs, prepare_corpus
 
@@ -76,6 +77,8 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     remove_tree(scratch / "retired")
     corpus = prepare_corpus(corpus_dirs("python3"), scratch / "pristine", args.quick)
+    if not args.quick:
+        settle(scratch)
     by_backend = tools(args.precompyle)
     every = [tool for group in by_backend.values() for tool in group]
     runner = ExitPeakReader()
