@@ -239,13 +239,15 @@ fn read(path: &Path, stat_twice: bool) -> std::io::Result<(Vec<u8>, std::fs::Met
 /// behind its flag. Returns the whole pyc, or the body alone with `drain`.
 fn compile(compiler: &Compiler, steps: Steps, source: &[u8], filename: &[u8]) -> Compiled {
     let filename = Path::new(std::ffi::OsStr::from_bytes(filename));
+    // `Err(None)`: refused by the nesting guard. Errors are worded after
+    // the scope, as native.rs words them, so no arena block outlives it.
     let attempt = || {
         if steps.decode
             && let Ok(text) = serc::decode_source(source)
         {
             let text = std::hint::black_box(text);
             if steps.guard && guard::check(&text, compiler.limits).is_some() {
-                return Err("refused by the nesting guard".to_owned());
+                return Err(None);
             }
         }
         serc::compile_bytes_with_path_options_and_integer_limits(
@@ -255,14 +257,15 @@ fn compile(compiler: &Compiler, steps: Steps, source: &[u8], filename: &[u8]) ->
             INT_MAX_STR_DIGITS,
             Some(INT_MAX_STR_DIGITS),
         )
-        .map_err(|e| e.to_string())
+        .map_err(Some)
     };
     let compiled = if steps.arena {
         precompyle::arena::scope(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt)))
     } else {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt))
     }
-    .map_err(|_| "serc panicked".to_owned())??;
+    .map_err(|_| "serc panicked".to_owned())?
+    .map_err(|error| error.map_or_else(|| "refused by the nesting guard".to_owned(), |e| e.to_string()))?;
     let mut pyc = compiled.to_timestamp_pyc(0, 0);
     if steps.drain {
         pyc.drain(..precompyle::pyc::HEADER_LEN);
