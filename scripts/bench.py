@@ -24,7 +24,9 @@ compiled into co_filename, so it must not vary); copies are hard links of a
 pristine tree with no pycs (tools only read sources and create __pycache__
 directories, which are new in every copy), so a 58,000-file tree is copied
 in seconds and writes no data. The tools take turns, the order rotating each
-repetition so none always runs on the warmest cache. Medians are compared.
+repetition so none always runs on the warmest cache (or pays for the
+first run after setting up): five repetitions put each of a group's five
+tools first once. Medians are compared.
 
 Native is compared with serc's CLI (the same compiler, no interpreter) and the
 CPython backend with compileall and the floor (the same interpreter): like with
@@ -46,6 +48,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench_common import (
+    PYC_DISK_PER_SOURCE_BYTE,
     DEFAULT_GROUPS,
     ExitPeakReader,
     FLOOR_SOURCE,
@@ -60,6 +63,7 @@ from bench_common import (
     count_py,
     count_pycs,
     link_copy,
+    make_room,
     progress,
     pyc_digests,
     python_version,
@@ -67,6 +71,7 @@ from bench_common import (
     retire,
     rotated,
     settle,
+    source_bytes,
     supports_native,
     tool_env,
 )
@@ -214,7 +219,9 @@ class Bench:
         self.group_seconds["setup"] = time.monotonic() - start
         if not a.quick:
             settle(self.scratch)
+        need = self.repetition_bytes()
         for rep in range(1, a.runs + 1):
+            make_room(self.scratch, need)
             progress(f"bench: repetition {rep}/{a.runs}")
             for group, keys in self.cold.items():
                 start = time.monotonic()
@@ -234,6 +241,12 @@ class Bench:
             for path in (self.tree, self.fresh_tree, *(tree.pristine for tree in self.trees.values()),
                          *self.scratch.glob("cache-*")):
                 remove_tree(path)
+
+    def repetition_bytes(self) -> int:
+        """Disk one repetition's cold runs may take: every tool but the floor writes a tree of pycs."""
+        sizes = {name: source_bytes(tree.pristine) for name, tree in self.trees.items()}
+        return sum(PYC_DISK_PER_SOURCE_BYTE * sizes["corpus" if group == "cache" else group]
+                   * sum(key != "floor" for key in keys) for group, keys in self.cold.items())
 
     def count_syscalls(self) -> None:
         if not self.args.strace:
@@ -296,7 +309,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precompyle", required=True)
     parser.add_argument("--python", required=True, help="the interpreter itself, not a shim")
     parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="subsets of every tree (a smoke test)")
     parser.add_argument("--keep", action="store_true", help="keep the copied trees")
     parser.add_argument("--only", type=parse_groups, default=set(DEFAULT_GROUPS),

@@ -21,8 +21,9 @@
 #     earlier   issues 1 and 3: sequential compileall, pythonT's compileall -j0, serc --check,
 #               compileall's all-fresh runs (implies corpus and fresh)
 # Environment:
-#   PRECOMPYLE_BENCH_RUNS    repetitions (default 3; --quick forces 1)
-#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); needs ~6 GB free (~25 GB with x5): each run's tree is kept until the end.
+#   PRECOMPYLE_BENCH_RUNS    repetitions (default 5, each of a group's tools first once; --quick forces 1)
+#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); needs ~8 GB free (~40 GB with x5)
+#                            for each run's tree, kept until the end (deleted early when the disk fills).
 #                            The wheel downloads and serc's venv stay there as a cache.
 #   PRECOMPYLE_BENCH_PYTHON  interpreter of the CPython rows, whose lib is the corpus
 #                            (default: python3 on PATH)
@@ -37,12 +38,12 @@
 # PYTHON,TARGET,TIMEOUT}, which would change where pycs go, their invalidation mode or the backend.
 # Needs: cargo (unless PRECOMPYLE_BENCH_BIN), python3 with pip, cp/find/rm, strace (installed
 # with apt-get when missing and the syscalls group runs). Peak RSS is read via ptrace.
-# A full run takes about 45 minutes on 2 cores.
+# A full run takes about 75 minutes on 2 cores.
 # Exit status: 0 all targets pass (always 0 with --quick), 1 a target failed,
 # 2 or other: the benchmark itself could not run.
 set -euo pipefail
 
-usage() { sed -n '2,42s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
 
 forward=()
 groups=corpus,wheels,x5,fresh,syscalls,cache
@@ -61,7 +62,7 @@ while (($#)); do
 done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=${PRECOMPYLE_BENCH_RUNS:-3}
+runs=${PRECOMPYLE_BENCH_RUNS:-5}
 scratch=${PRECOMPYLE_BENCH_DIR:-/tmp/precompyle-bench}
 if $quick; then runs=1; fi
 if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
