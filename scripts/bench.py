@@ -25,8 +25,8 @@ pristine tree with no pycs (tools only read sources and create __pycache__
 directories, which are new in every copy), so a 58,000-file tree is copied
 in seconds and writes no data. The tools take turns, the order rotating each
 repetition so none always runs on the warmest cache (or pays for the
-first run after setting up): five repetitions put each of a group's five
-tools first once. Medians are compared.
+first run after setting up): five repetitions put each of the corpus's
+and x5's five tools first once. Medians are compared.
 
 Native is compared with serc's CLI (the same compiler, no interpreter) and the
 CPython backend with compileall and the floor (the same interpreter): like with
@@ -48,12 +48,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench_common import (
-    PYC_DISK_PER_SOURCE_BYTE,
     DEFAULT_GROUPS,
     ExitPeakReader,
     FLOOR_SOURCE,
     FRESH_ROUNDS,
     GROUPS,
+    PYC_DISK_PER_SOURCE_BYTE,
     SERC_CLI_VERSION,
     SYSCALL_PACKAGE,
     Sample,
@@ -221,7 +221,7 @@ class Bench:
             settle(self.scratch)
         need = self.repetition_bytes()
         for rep in range(1, a.runs + 1):
-            make_room(self.scratch, need)
+            make_room(self.scratch, need, wait=not a.quick)
             progress(f"bench: repetition {rep}/{a.runs}")
             for group, keys in self.cold.items():
                 start = time.monotonic()
@@ -243,10 +243,15 @@ class Bench:
                 remove_tree(path)
 
     def repetition_bytes(self) -> int:
-        """Disk one repetition's cold runs may take: every tool but the floor writes a tree of pycs."""
+        """Disk one repetition's cold runs may take: a tree of pycs per tool that
+        writes them, and as much again in the cache of each cache tool."""
         sizes = {name: source_bytes(tree.pristine) for name, tree in self.trees.items()}
+
+        def trees(key: str) -> int:
+            return 0 if key in ("floor", "sercchk") else 2 if key[-1] in "EW" else 1
+
         return sum(PYC_DISK_PER_SOURCE_BYTE * sizes["corpus" if group == "cache" else group]
-                   * sum(key != "floor" for key in keys) for group, keys in self.cold.items())
+                   * sum(map(trees, keys)) for group, keys in self.cold.items())
 
     def count_syscalls(self) -> None:
         if not self.args.strace:

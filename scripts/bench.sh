@@ -21,9 +21,9 @@
 #     earlier   issues 1 and 3: sequential compileall, pythonT's compileall -j0, serc --check,
 #               compileall's all-fresh runs (implies corpus and fresh)
 # Environment:
-#   PRECOMPYLE_BENCH_RUNS    repetitions (default 5, each of a group's tools first once; --quick forces 1)
-#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); needs ~8 GB free (~40 GB with x5)
-#                            for each run's tree, kept until the end (deleted early when the disk fills).
+#   PRECOMPYLE_BENCH_RUNS    repetitions (default 5: corpus's and x5's five tools each first once; --quick forces 1)
+#   PRECOMPYLE_BENCH_DIR     scratch dir (default /tmp/precompyle-bench); each run's tree is kept until the end: ~10 GB
+#                            (~42 GB with x5); with less, they are deleted between repetitions (one needs ~4 GB, ~9 with x5).
 #                            The wheel downloads and serc's venv stay there as a cache.
 #   PRECOMPYLE_BENCH_PYTHON  interpreter of the CPython rows, whose lib is the corpus
 #                            (default: python3 on PATH)

@@ -314,10 +314,11 @@ def source_bytes(tree: Path) -> int:
                for top, _, files in os.walk(tree) for name in files if name.endswith(".py"))
 
 
-def make_room(scratch: Path, need: int) -> None:
+def make_room(scratch: Path, need: int, wait: bool = True) -> None:
     """Ensure `need` bytes are free in `scratch` before a repetition: retired
     trees are kept (see `retire`) until they would fill the disk; then they
-    are deleted and `settle` waits out ext4's scan before the next timed run."""
+    are deleted and (if `wait`) `settle` waits out ext4's scan before the
+    next timed run. Exits with 2, "the bench could not run", if still short."""
     free = shutil.disk_usage(scratch).free
     if free >= need:
         return
@@ -326,9 +327,11 @@ def make_room(scratch: Path, need: int) -> None:
     remove_tree(scratch / "retired")
     free = shutil.disk_usage(scratch).free
     if free < need:
-        sys.exit(f"bench: {scratch} has {free / 1e9:.1f} GB free; one repetition writes up to "
-                 f"{need / 1e9:.1f} GB of pycs. Free some space or use fewer groups (--only).")
-    settle(scratch)
+        print(f"bench: {scratch} has {free / 1e9:.1f} GB free; one repetition writes up to "
+              f"{need / 1e9:.1f} GB of pycs. Free some space or use fewer groups (--only).", file=sys.stderr)
+        sys.exit(2)
+    if wait:
+        settle(scratch)
 
 
 def count_py(tree: Path) -> int:
