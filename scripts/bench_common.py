@@ -345,10 +345,11 @@ def count_pycs(tree: Path) -> int:
 
 def retire(path: Path) -> None:
     """Move `path` out of the way into the scratch dir's `retired/`, emptied only
-    when the bench ends (or when the disk fills up, `make_room`): ext4 skips inodes freed in the last 60-300 s when it
-    allocates new ones (`recently_deleted`), so deleting a compiled tree
-    before each run made every later run's file creation slower (the same
-    warm-cache run took 1.1 s, then 3.2 s, then 4.3 s, all in system time).
+    when the bench ends (or when the disk fills up, `make_room`): ext4 skips
+    inodes freed in the last 60-300 s when it allocates new ones
+    (`recently_deleted`), so deleting a compiled tree before each run made
+    every later run's file creation slower (the same warm-cache run took
+    1.1 s, then 3.2 s, then 4.3 s, all in system time).
     Nobody compiling a fresh checkout or image layer pays that."""
     if path.exists() or path.is_symlink():
         graveyard = path.parent / "retired"
