@@ -59,6 +59,7 @@ from bench_common import (
     Sample,
     Tool,
     Tree,
+    cannot_run,
     compare_digests,
     count_py,
     count_pycs,
@@ -70,6 +71,7 @@ from bench_common import (
     remove_tree,
     retire,
     rotated,
+    run_main,
     settle,
     source_bytes,
     supports_native,
@@ -158,7 +160,7 @@ class Bench:
         # Exit 1 is expected: the corpus has files with deliberate syntax errors.
         if rc not in (0, 1):
             tail = Path(f"{stem}.err").read_text(errors="replace")[-2000:]
-            sys.exit(f"bench: {tool.label} exited with {rc}; stderr ({stem}.err) ends:\n{tail}")
+            cannot_run(f"bench: {tool.label} exited with {rc}; stderr ({stem}.err) ends:\n{tail}")
         self.samples.append(sample)
         progress(f"  {group:6} {phase:5} {tool.label:48} {seconds:8.2f} s  cpu {usage.cpu_seconds:7.2f} s  "
                  f"others {background:4.0%}  rc={rc}")
@@ -333,8 +335,8 @@ def parse_args() -> argparse.Namespace:
 def check_target_python(args: argparse.Namespace) -> None:
     """The target interpreter must be of --target's version: it is the yardstick for that target."""
     if args.target_python and python_version(args.target_python) != args.target:
-        sys.exit(f"bench: {args.target_python} is Python {python_version(args.target_python)!r}, "
-                 f"not the target {args.target}; set PRECOMPYLE_BENCH_TARGET_PYTHON")
+        cannot_run(f"bench: {args.target_python} is Python {python_version(args.target_python)!r}, "
+                   f"not the target {args.target}; set PRECOMPYLE_BENCH_TARGET_PYTHON")
 
 
 def check_scratch(args: argparse.Namespace) -> None:
@@ -346,7 +348,7 @@ def check_scratch(args: argparse.Namespace) -> None:
     protected = [Path(py).resolve().parent.parent for py in pythons] + corpus_dirs(args.python)
     for path in protected:
         if scratch == path or path in scratch.parents or scratch in path.parents:
-            sys.exit(f"bench: scratch dir {scratch} overlaps {path}; choose another PRECOMPYLE_BENCH_DIR")
+            cannot_run(f"bench: scratch dir {scratch} overlaps {path}; choose another PRECOMPYLE_BENCH_DIR")
     args.scratch = scratch
     scratch.mkdir(parents=True, exist_ok=True)
 
@@ -375,4 +377,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

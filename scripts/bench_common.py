@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 
 
@@ -270,6 +272,25 @@ def read_status_kb(pid: int, field_name: str) -> int | None:
     return None
 
 
+def cannot_run(message: str) -> NoReturn:
+    """Leaves with status 2, "the benchmark could not run": the scripts keep
+    1 for "a target failed" (bench.py) or "a pyc differs" (bench_targets.py),
+    so a caller never mistakes a broken set-up for a measured failure."""
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def run_main(main) -> NoReturn:
+    """`sys.exit(main())`, with an unexpected exception (a traceback, which
+    Python would end with status 1) turned into status 2 as well."""
+    try:
+        status = main()
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
+    sys.exit(status)
+
+
 def shell(*argv: str) -> None:
     subprocess.run(argv, check=True)
 
@@ -327,9 +348,8 @@ def make_room(scratch: Path, need: int, wait: bool = True) -> None:
     remove_tree(scratch / "retired")
     free = shutil.disk_usage(scratch).free
     if free < need:
-        print(f"bench: {scratch} has {free / 1e9:.1f} GB free; one repetition writes up to "
-              f"{need / 1e9:.1f} GB of pycs. Free some space or use fewer groups (--only).", file=sys.stderr)
-        sys.exit(2)
+        cannot_run(f"bench: {scratch} has {free / 1e9:.1f} GB free; one repetition writes up to "
+                   f"{need / 1e9:.1f} GB of pycs. Free some space or use fewer groups (--only).")
     if wait:
         settle(scratch)
 

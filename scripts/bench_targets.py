@@ -13,7 +13,8 @@ path; the tools take turns, the order rotating each repetition; medians.
 
 Prints, per backend: the one-run wall time and CPU against the single runs
 added up, and the bytes of the one run against the single runs' (run 1),
-per cache tag. Exit status 1 when any pyc differs or is missing.
+per cache tag. Exit status 1 when any pyc differs or is missing, 2 when the
+benchmark could not run (an interpreter missing, a tool failing).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from pathlib import Path
 from bench_common import (
     ExitPeakReader,
     Tool,
+    cannot_run,
     compare_digests,
     link_copy,
     progress,
     pyc_digests,
     remove_tree,
     rotated,
+    run_main,
     settle,
 )
 from bench_trees import corpus_dirs, prepare_corpus
@@ -48,7 +51,7 @@ def interpreter(version: str) -> str:
         return str(found[-1])
     done = subprocess.run([str(ROOT / "scripts/debian-python.sh"), version], capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"bench_targets: no Python {version}: {done.stderr.strip()}")
+        cannot_run(f"bench_targets: no Python {version}: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -92,7 +95,7 @@ def main() -> int:
             link_copy(corpus.pristine, tree)
             wall, rc, _, usage, others = runner.run([*tool.argv, str(tree)], logs / f"{tool.key}-{rep}")
             if rc not in (0, 1):  # 1: the corpus has files with syntax errors
-                sys.exit(f"bench_targets: {tool.label} exited with {rc}; see {logs}/{tool.key}-{rep}.err")
+                cannot_run(f"bench_targets: {tool.label} exited with {rc}; see {logs}/{tool.key}-{rep}.err")
             seconds[tool.key].append(wall)
             cpu[tool.key].append(usage.cpu_seconds)
             progress(f"  {tool.label:56} {wall:7.2f} s  cpu {usage.cpu_seconds:7.2f} s  others {others:4.0%}")
@@ -128,4 +131,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -21,6 +21,7 @@ from bench_common import (
     WHEELS,
     WHEEL_PLATFORM,
     X5_MIN_FILES,
+    cannot_run,
     command_output,
     count_py,
     progress,
@@ -93,10 +94,10 @@ def download_wheels(python: str, cache: Path, requirements: list[str]) -> list[P
         done = subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                                *WHEEL_PLATFORM, "-d", str(cache), *missing])
         if done.returncode != 0:
-            sys.exit(f"bench: pip download failed (exit {done.returncode}); the wheels group needs PyPI")
+            cannot_run(f"bench: pip download failed (exit {done.returncode}); the wheels group needs PyPI")
     wheels = [cached_wheel(cache, req) for req in requirements]
     if None in wheels:
-        sys.exit(f"bench: pip download left no wheel for {requirements[wheels.index(None)]} in {cache}")
+        cannot_run(f"bench: pip download left no wheel for {requirements[wheels.index(None)]} in {cache}")
     return wheels
 
 
@@ -144,5 +145,5 @@ def install_serc(python: str, scratch: Path) -> str:
         remove_tree(venv)
         done = subprocess.run([python, "-m", "pip", *pip_args, "--target", str(venv)])
     if done.returncode != 0 or not serc.exists():
-        sys.exit(f"bench: could not install serc=={SERC_CLI_VERSION} into {venv}; set PRECOMPYLE_BENCH_SERC")
+        cannot_run(f"bench: could not install serc=={SERC_CLI_VERSION} into {venv}; set PRECOMPYLE_BENCH_SERC")
     return str(serc)
