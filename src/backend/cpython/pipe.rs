@@ -2,7 +2,7 @@
 //! non-blocking and we wait with poll(2), so a hung worker costs at most the
 //! per-file timeout and never a thread.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Instant;
 
@@ -33,15 +33,18 @@ pub(super) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-pub(super) fn write_all<W: Write + AsFd>(
+/// Writes every byte of `bufs`, in order, with as few `writev(2)` calls as
+/// the pipe allows (one, when it has room for them all).
+pub(super) fn write_all_vectored<W: Write + AsFd>(
     pipe: &mut W,
-    mut buf: &[u8],
+    mut bufs: &mut [IoSlice<'_>],
     deadline: Option<Instant>,
 ) -> Result<(), PipeError> {
-    while !buf.is_empty() {
-        match pipe.write(buf) {
+    IoSlice::advance_slices(&mut bufs, 0); // skips leading empty slices
+    while !bufs.is_empty() {
+        match pipe.write_vectored(bufs) {
             Ok(0) => return Err(PipeError::Closed),
-            Ok(n) => buf = &buf[n..],
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
             Err(err) => match err.kind() {
                 ErrorKind::WouldBlock => wait_for(pipe.as_fd(), libc::POLLOUT, deadline)?,
                 ErrorKind::Interrupted => {}
@@ -51,6 +54,32 @@ pub(super) fn write_all<W: Write + AsFd>(
         }
     }
     Ok(())
+}
+
+/// Waits until the pipe is readable, then reads into `buf` until at least
+/// `min` bytes came, and returns how many did (up to `buf.len()`: whatever
+/// the pipe held). Waiting first saves the read that would find nothing:
+/// an answer is rarely there the moment its request was written.
+pub(super) fn read_at_least<R: Read + AsFd>(
+    pipe: &mut R,
+    buf: &mut [u8],
+    min: usize,
+    deadline: Option<Instant>,
+) -> Result<usize, PipeError> {
+    let mut got = 0;
+    wait_for(pipe.as_fd(), libc::POLLIN, deadline)?;
+    while got < min {
+        match pipe.read(&mut buf[got..]) {
+            Ok(0) => return Err(PipeError::Closed),
+            Ok(n) => got += n,
+            Err(err) => match err.kind() {
+                ErrorKind::WouldBlock => wait_for(pipe.as_fd(), libc::POLLIN, deadline)?,
+                ErrorKind::Interrupted => {}
+                _ => return Err(PipeError::Io(err)),
+            },
+        }
+    }
+    Ok(got)
 }
 
 pub(super) fn read_exact<R: Read + AsFd>(
@@ -140,6 +169,64 @@ mod tests {
         child.wait().unwrap();
         // More than a pipe buffer, so the write cannot succeed by buffering.
         let big = vec![0u8; 1 << 20];
-        assert!(matches!(write_all(&mut input, &big, None), Err(PipeError::Closed)));
+        let mut bufs = [IoSlice::new(b"head"), IoSlice::new(&big)];
+        assert!(matches!(
+            write_all_vectored(&mut input, &mut bufs, None),
+            Err(PipeError::Closed)
+        ));
+    }
+
+    #[test]
+    fn vectored_writes_arrive_whole_and_in_order_past_the_pipe_capacity() {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cat(1) exists");
+        let mut input = child.stdin.take().unwrap();
+        set_nonblocking(input.as_fd()).unwrap();
+        // Three pipe capacities and an empty slice: partial writev(2)s that
+        // end inside a slice, and one that ends on a slice's boundary.
+        let big: Vec<u8> = (0..3 * 65_536 + 7).map(|i| (i % 251) as u8).collect();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            child.stdout.take().unwrap().read_to_end(&mut all).unwrap();
+            child.wait().unwrap();
+            all
+        });
+        let mut bufs = [
+            IoSlice::new(b""),
+            IoSlice::new(b"head:"),
+            IoSlice::new(&big),
+            IoSlice::new(b":tail"),
+        ];
+        write_all_vectored(&mut input, &mut bufs, Some(Instant::now() + Duration::from_secs(10))).unwrap();
+        drop(input);
+        let all = reader.join().unwrap();
+        assert_eq!(&all[..5], b"head:");
+        assert_eq!(&all[5..5 + big.len()], &big[..]);
+        assert_eq!(&all[5 + big.len()..], b":tail");
+    }
+
+    #[test]
+    fn read_at_least_takes_what_the_pipe_holds_and_waits_for_the_minimum() {
+        // printf writes its output in one write(2): all 12 bytes are there
+        // at once, so one read returns more than the minimum.
+        let mut child = Command::new("printf")
+            .arg("0123456789ab")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("printf(1) exists");
+        let mut out = child.stdout.take().unwrap();
+        set_nonblocking(out.as_fd()).unwrap();
+        let mut buf = [0u8; 64];
+        let got = read_at_least(&mut out, &mut buf, 4, None).unwrap();
+        assert_eq!(&buf[..got], b"0123456789ab");
+        child.wait().unwrap();
+        // Nothing more will come: the minimum is never reached.
+        assert!(matches!(
+            read_at_least(&mut out, &mut buf, 1, None),
+            Err(PipeError::Closed)
+        ));
     }
 }

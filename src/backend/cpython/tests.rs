@@ -300,6 +300,15 @@ fn newest() -> Option<(PathBuf, (u32, u32))> {
     interpreters().pop()
 }
 
+/// `dir/python`: an executable shell script running `line`, to start in
+/// the interpreter's place.
+fn shell_script(dir: &Path, line: &str) -> PathBuf {
+    let path = dir.join("python");
+    std::fs::write(&path, format!("#!/bin/sh\n{line}\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
 fn idle_python_pids(pool: &CpythonPool) -> Vec<u32> {
     pool.lock_idle().iter().flatten().map(Worker::python_pid).collect()
 }
@@ -392,14 +401,14 @@ fn honours_environment_and_survives_startup_prints() {
     let site = dir.path().join("site");
     std::fs::create_dir(&site).unwrap();
     std::fs::write(site.join("sitecustomize.py"), "print('noise from sitecustomize')\n").unwrap();
-    let wrapper = dir.path().join("python");
-    let script = format!(
-        "#!/bin/sh\nPYTHONPATH='{}' PYTHONOPTIMIZE=2 PYTHONUNBUFFERED=1 exec '{}' \"$@\"\n",
-        site.display(),
-        python.display()
+    let wrapper = shell_script(
+        dir.path(),
+        &format!(
+            "PYTHONPATH='{}' PYTHONOPTIMIZE=2 PYTHONUNBUFFERED=1 exec '{}' \"$@\"",
+            site.display(),
+            python.display()
+        ),
     );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let rich = case(b"rich.py", RICH);
     write_cases(dir.path(), std::slice::from_ref(&rich));
@@ -569,4 +578,71 @@ fn a_worker_that_interned_a_latin1_character_retires() {
             python.display()
         );
     }
+}
+
+/// A stand-in for `worker.py`: answers the handshake as 3.11, then answers
+/// a source `pieces` with a 200,000-byte payload written in three parts
+/// with pauses between (the header split, then more than a pipe holds), and
+/// any other source with one byte of payload followed by two bytes no
+/// answer announced.
+const FAKE_WORKER: &str = r#"
+import os, sys, time
+requests, answers = sys.stdin.buffer, sys.stdout.buffer
+def frame(job, status, payload):
+    return job.to_bytes(8, "little") + bytes((status,)) + len(payload).to_bytes(8, "little") + payload
+answers.write(b"\0precompyle-worker\0" + frame(0, 3, b"3.11.0 %d" % os.getpid()))
+answers.flush()
+while True:
+    head = requests.read(32)
+    if len(head) < 32:
+        break
+    job = int.from_bytes(head[0:8], "little")
+    requests.read(int.from_bytes(head[16:24], "little"))
+    source = requests.read(int.from_bytes(head[24:32], "little"))
+    if source == b"pieces":
+        whole = frame(job, 0, bytes(i % 251 for i in range(200000)))
+        for part in (whole[:5], whole[5:1017], whole[1017:]):
+            answers.write(part)
+            answers.flush()
+            time.sleep(0.05)
+    else:
+        answers.write(frame(job, 0, b"x") + b"yz")
+        answers.flush()
+"#;
+
+/// Answers are read whole however the worker's writes split them, and
+/// bytes after an answer (the stream out of step) fail that file and that
+/// worker only: the next job gets a fresh one.
+#[test]
+fn answers_in_pieces_are_read_whole_and_trailing_bytes_fail_the_file() {
+    let Some((python, _)) = newest() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake_worker.py");
+    std::fs::write(&fake, FAKE_WORKER).unwrap();
+    let wrapper = shell_script(dir.path(), &format!("exec '{}' '{}'", python.display(), fake.display()));
+    let pool = start(&wrapper, (3, 11), 1, Some(Duration::from_secs(20)));
+    let compile = |source: &[u8]| {
+        pool.compile(CompileJob {
+            source,
+            filename: b"f.py",
+            optimize: -1,
+        })
+    };
+
+    let expected: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(compile(b"pieces").expect("an answer in pieces"), expected);
+    let first_pid = idle_python_pids(&pool);
+
+    let failure = compile(b"x = 1\n").expect_err("trailing bytes accepted");
+    assert_eq!(failure.kind, FailureKind::WorkerCrashed, "{}", failure.message);
+    assert!(
+        failure.message.contains("2 bytes after an answer of 1"),
+        "{}",
+        failure.message
+    );
+
+    assert_eq!(compile(b"pieces").expect("a fresh worker"), expected);
+    assert_ne!(idle_python_pids(&pool), first_pid, "the worker was replaced");
 }

@@ -69,7 +69,9 @@ def _pcw_take_protocol_fds():
     # after each file, each file's warnings leave in one write.
     sys.stderr = open(2, "w", 1 << 16, sys.stderr.encoding, sys.stderr.errors, closefd=False)
     sys.stdout = sys.stderr
-    return open(_pcw_requests, "rb"), open(_pcw_responses, "wb")
+    # A request (header, file name, source) arrives in one writev(2); a
+    # 64 KiB buffer takes all of it in one read(2) for ~97% of sources.
+    return open(_pcw_requests, "rb", 1 << 16), open(_pcw_responses, "wb")
 
 
 def _pcw_pycompile_message(_pcw_err, _pcw_filename):
@@ -178,9 +180,11 @@ def _pcw_latin1_names(_pcw_code):
 
 
 def _pcw_send(_pcw_responses, _pcw_job, _pcw_status, _pcw_payload, _pcw_marker=b""):
+    # One bytes object, so one write(2) whatever its size (two writes would
+    # cost a second call whenever the payload outgrows the buffer); copying
+    # the payload costs less than that call.
     _pcw_head = _pcw_marker + _pcw_job.to_bytes(8, "little") + bytes((_pcw_status,))
-    _pcw_responses.write(_pcw_head + len(_pcw_payload).to_bytes(8, "little"))
-    _pcw_responses.write(_pcw_payload)
+    _pcw_responses.write(_pcw_head + len(_pcw_payload).to_bytes(8, "little") + _pcw_payload)
     _pcw_responses.flush()
 
 
