@@ -66,8 +66,27 @@ pub(super) fn read_at_least<R: Read + AsFd>(
     min: usize,
     deadline: Option<Instant>,
 ) -> Result<usize, PipeError> {
-    let mut got = 0;
     wait_for(pipe.as_fd(), libc::POLLIN, deadline)?;
+    fill(pipe, buf, min, deadline)
+}
+
+pub(super) fn read_exact<R: Read + AsFd>(
+    pipe: &mut R,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Result<(), PipeError> {
+    fill(pipe, buf, buf.len(), deadline).map(drop)
+}
+
+/// Reads into `buf` until at least `min` bytes came, waiting whenever the
+/// pipe is empty; returns how many did.
+fn fill<R: Read + AsFd>(
+    pipe: &mut R,
+    buf: &mut [u8],
+    min: usize,
+    deadline: Option<Instant>,
+) -> Result<usize, PipeError> {
+    let mut got = 0;
     while got < min {
         match pipe.read(&mut buf[got..]) {
             Ok(0) => return Err(PipeError::Closed),
@@ -80,25 +99,6 @@ pub(super) fn read_at_least<R: Read + AsFd>(
         }
     }
     Ok(got)
-}
-
-pub(super) fn read_exact<R: Read + AsFd>(
-    pipe: &mut R,
-    mut buf: &mut [u8],
-    deadline: Option<Instant>,
-) -> Result<(), PipeError> {
-    while !buf.is_empty() {
-        match pipe.read(buf) {
-            Ok(0) => return Err(PipeError::Closed),
-            Ok(n) => buf = &mut buf[n..],
-            Err(err) => match err.kind() {
-                ErrorKind::WouldBlock => wait_for(pipe.as_fd(), libc::POLLIN, deadline)?,
-                ErrorKind::Interrupted => {}
-                _ => return Err(PipeError::Io(err)),
-            },
-        }
-    }
-    Ok(())
 }
 
 /// Waits until `fd` is ready for `events` (or hung up, which the next read or

@@ -214,7 +214,7 @@ impl Worker {
         let got = pipe::read_at_least(&mut self.responses, first, RESPONSE_HEADER_LEN, deadline)?;
         let (head, early) = first[..got].split_at(RESPONSE_HEADER_LEN);
         let head: &[u8; RESPONSE_HEADER_LEN] = head.try_into().expect("split at the header's length");
-        let header = protocol::parse_response_header(head).map_err(|err| WorkerFault::Protocol(err.to_string()))?;
+        let header = header_of(head)?;
         // The echoed id proves the answer belongs to this request and that the
         // stream is still in step (checked before the length is trusted).
         if header.job != job_id {
@@ -223,8 +223,7 @@ impl Worker {
                 header.job
             )));
         }
-        let len = usize::try_from(header.payload_len)
-            .map_err(|_| WorkerFault::Protocol(format!("payload of {} bytes", header.payload_len)))?;
+        let len = payload_size(header.payload_len)?;
         // Nothing follows an answer until the next request.
         if early.len() > len {
             return Err(WorkerFault::Protocol(format!(
@@ -238,14 +237,16 @@ impl Worker {
         Ok((header, payload))
     }
 
+    /// The handshake's reads, byte-exact after the marker: the Ready
+    /// frame's status and size are checked before its payload is read.
     fn read_header(&mut self, deadline: Option<Instant>) -> Result<ResponseHeader, WorkerFault> {
         let mut bytes = [0u8; RESPONSE_HEADER_LEN];
         pipe::read_exact(&mut self.responses, &mut bytes, deadline)?;
-        protocol::parse_response_header(&bytes).map_err(|err| WorkerFault::Protocol(err.to_string()))
+        header_of(&bytes)
     }
 
     fn read_payload(&mut self, len: u64, deadline: Option<Instant>) -> Result<Vec<u8>, WorkerFault> {
-        let len = usize::try_from(len).map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))?;
+        let len = payload_size(len)?;
         let mut payload = vec![0u8; len];
         pipe::read_exact(&mut self.responses, &mut payload, deadline)?;
         Ok(payload)
@@ -266,6 +267,14 @@ impl Worker {
     pub(super) fn close_requests(&mut self) {
         self.requests = None;
     }
+}
+
+fn header_of(bytes: &[u8; RESPONSE_HEADER_LEN]) -> Result<ResponseHeader, WorkerFault> {
+    protocol::parse_response_header(bytes).map_err(|err| WorkerFault::Protocol(err.to_string()))
+}
+
+fn payload_size(len: u64) -> Result<usize, WorkerFault> {
+    usize::try_from(len).map_err(|_| WorkerFault::Protocol(format!("payload of {len} bytes")))
 }
 
 impl Drop for Worker {
