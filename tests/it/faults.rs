@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, precompyle, scratch, stdout_lines, temp_files, verify_pycs};
+use crate::support::{self, Rng, precompyle, scratch, stdout_lines, temp_files, verify_pycs};
 
 /// Packages of the target's stdlib copied as the sample tree (~170 files).
 const SAMPLE: &[&str] = &[
@@ -71,40 +71,6 @@ while not os.path.exists(stop) and failures < 20:
             print("FAIL import %s: %r" % (top, err))
 print("ROUNDS %d" % rounds)
 "#;
-
-/// xorshift64*: reproducible delays without a rand dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("PRECOMPYLE_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        Rng(seed | 1)
-    }
-
-    fn seed(&self) -> u64 {
-        self.0
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `[0, bound)`.
-    fn below(&mut self, bound: Duration) -> Duration {
-        let micros = bound.as_micros().max(1) as u64;
-        Duration::from_micros(self.next() % micros)
-    }
-}
 
 /// The real interpreter behind `python3` (not a pyenv shim), or `None`.
 fn target_python() -> Option<PathBuf> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, precompyle, pyenv, scratch, temp_files, verify_pycs};
+use crate::support::{self, Rng, precompyle, pyenv, scratch, temp_files, verify_pycs};
 
 /// A package of `files` small modules at `<dir>/tree/pkg`.
 fn package(dir: &Path, files: usize) -> PathBuf {
@@ -163,21 +163,15 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
     let out = native(&[], &tree).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let mut window = clock.elapsed();
-    let mut seed: u64 = std::env::var("PRECOMPYLE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| started.elapsed().as_nanos() as u64 | 1);
-    let first_seed = seed;
+    let mut rng = Rng::from_env();
+    let first_seed = rng.seed();
     let (mut landed, mut temps_seen) = (0, 0);
     for round in 0..kills * 4 {
         if landed == kills {
             break;
         }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         // Which package loses its pycs before a cold run.
-        let cold = &packages[(seed >> 32) as usize % packages.len()];
+        let cold = &packages[(rng.next() % packages.len() as u64) as usize];
         // Timestamp pycs are stale for a checked-hash run and the other way
         // round; the final run writes timestamp pycs.
         let mode = if round % 6 < 3 { "checked-hash" } else { "timestamp" };
@@ -193,7 +187,7 @@ fn random_kills_leave_no_temp_file_after_one_more_run() {
         let before: HashSet<PathBuf> = temp_files(&tree).into_iter().collect();
         // The window is a whole tree's run; a cold run has one package.
         let share = if kind == "cold" { packages.len() as f64 } else { 1.0 };
-        let delay = window.mul_f64((seed % 1000) as f64 / 1000.0 / share);
+        let delay = rng.below(window.div_f64(share));
         let child = native(&args, path).spawn().unwrap();
         if support::kill_after(child, delay) {
             landed += 1;
