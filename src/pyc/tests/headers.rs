@@ -1,6 +1,7 @@
 //! Header bytes, source hashes, timestamps and freshness: recorded vectors,
 //! then py_compile's headers for random mtimes in every mode.
 
+use super::rng::Rng;
 use super::*;
 
 const MAGIC_314: [u8; 4] = [0x2b, 0x0e, 0x0d, 0x0a];
@@ -163,15 +164,6 @@ fn check_fresh_reads_through_symlinks_and_never_blocks() {
     assert_eq!(read_header(&p("good.pyc")).unwrap(), good);
 }
 
-/// splitmix64: a reproducible sample without a rand dependency.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn set_mtime(path: &Path, sec: i64, nsec: i64) {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     let time = libc::timespec {
@@ -183,8 +175,7 @@ fn set_mtime(path: &Path, sec: i64, nsec: i64) {
 }
 
 /// Sources with edge-case and random nanosecond mtimes.
-fn sources_with_mtimes(dir: &Path, seed: u64) -> Vec<PathBuf> {
-    let mut state = seed;
+fn sources_with_mtimes(dir: &Path, rng: &mut Rng) -> Vec<PathBuf> {
     let mut times: Vec<(i64, i64)> = vec![
         (1_700_000_000, 999_999_881),
         (1_700_000_000, 999_999_880),
@@ -194,18 +185,18 @@ fn sources_with_mtimes(dir: &Path, seed: u64) -> Vec<PathBuf> {
         ((1 << 31) + 7, 999_999_999),
     ];
     for i in 0..50 {
-        let sec = (next_random(&mut state) % (1 << 34)) as i64 - (1 << 31);
+        let sec = (rng.next() % (1 << 34)) as i64 - (1 << 31);
         let nsec = match i % 3 {
-            0 => 999_999_000 + (next_random(&mut state) % 1000) as i64,
-            _ => (next_random(&mut state) % 1_000_000_000) as i64,
+            0 => 999_999_000 + (rng.next() % 1000) as i64,
+            _ => (rng.next() % 1_000_000_000) as i64,
         };
         times.push((sec, nsec));
     }
     let mut sources = Vec::new();
     for (i, (sec, nsec)) in times.into_iter().enumerate() {
         let source = dir.join(format!("s{i}.py"));
-        let lines = next_random(&mut state) % 40;
-        let value = next_random(&mut state);
+        let lines = rng.next() % 40;
+        let value = rng.next();
         std::fs::write(&source, format!("x = {value}\n").repeat(lines as usize)).unwrap();
         set_mtime(&source, sec, nsec);
         sources.push(source);
@@ -226,17 +217,10 @@ for src in sys.argv[2:]:
 
 #[test]
 fn headers_match_py_compile_for_random_mtimes() {
-    let seed = std::env::var("PRECOMPYLE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let mut rng = Rng::from_env();
+    let seed = rng.seed();
     let dir = tempfile::tempdir().unwrap();
-    let sources = sources_with_mtimes(dir.path(), seed);
+    let sources = sources_with_mtimes(dir.path(), &mut rng);
     for (n, python) in interpreters().iter().enumerate() {
         let out = dir.path().join(format!("out{n}"));
         std::fs::create_dir(&out).unwrap();

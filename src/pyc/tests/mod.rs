@@ -13,6 +13,9 @@ use std::process::Command;
 
 mod dirs;
 mod headers;
+// `below` serves only the integration tests' kills.
+#[allow(dead_code)]
+mod rng;
 mod writes;
 
 /// 3.11's magic (pyc-format.md §1.2), for headers whose version does not matter.
